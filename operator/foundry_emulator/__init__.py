@@ -1,0 +1,1 @@
+"""Local emulators of the services foundry-operator talks to: Azure (Entra ID + ARM) and a Kubernetes API."""

@@ -1,0 +1,3 @@
+"""foundry-operator: Azure AI Foundry model deployments as Kubernetes resources."""
+
+__version__ = "0.1.0"
