@@ -1,0 +1,225 @@
+"""Validate a manifest the way the API server does: defaults, structural schema, unknown fields, CEL.
+
+Used by the preflight `check`, by the tests (so they check what the API server will enforce) and
+as the admission hook of the in-process Kubernetes API emulator. The rules come from the CRD's
+own openAPIV3Schema, never from a second copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import celpy
+import yaml
+
+from foundry_operator.api import crdgen, models
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One refusal: the field path as the API server prints it, and what is wrong with it."""
+
+    field: str
+    message: str
+    reason: str = "FieldValueInvalid"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    """kind -> openAPIV3Schema, generated from the models (identical to the checked-in CRDs)."""
+    result: dict[str, dict[str, Any]] = {}
+    for info in crdgen.KINDS:
+        crd = yaml.safe_load(crdgen.render_crds()[crdgen.crd_file_name(info)])
+        result[info.kind] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return result
+
+
+def schema_for_kind(kind: str) -> dict[str, Any] | None:
+    return _schemas().get(kind)
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Structural defaulting: fill absent fields that declare a default, recursively."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        for name, prop in schema.get("properties", {}).items():
+            if name not in value and "default" in prop:
+                value[name] = copy.deepcopy(prop["default"])
+            if name in value:
+                value[name] = apply_defaults(prop, value[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in list(value):
+                if key not in schema.get("properties", {}):
+                    value[key] = apply_defaults(extra, value[key])
+    elif isinstance(value, list) and schema.get("type") == "array":
+        return [apply_defaults(schema.get("items", {}), item) for item in value]
+    return value
+
+
+_TYPE_CHECKS: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _type_name(value: Any) -> str:
+    for name in ("boolean", "integer", "number", "string", "array", "object"):
+        if _TYPE_CHECKS[name](value):
+            return name
+    return "null"
+
+
+def _join(path: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{path}[{name}]"
+    return f"{path}.{name}" if path else name
+
+
+@cache
+def _program(rule: str) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def _check_cel(schema: dict[str, Any], value: Any, old: Any, path: str, errors: list[FieldError]) -> None:
+    for rule in schema.get("x-kubernetes-validations", []):
+        uses_old = "oldSelf" in rule["rule"]
+        if uses_old and old is None:
+            continue  # transition rules apply to updates only, as in the API server
+        activation = {"self": celpy.json_to_cel(value)}
+        if uses_old:
+            activation["oldSelf"] = celpy.json_to_cel(old)
+        try:
+            outcome = _program(rule["rule"]).evaluate(activation)
+        except celpy.CELEvalError as exc:  # a rule that cannot evaluate refuses, as the API server does
+            errors.append(
+                FieldError(path or "<root>", f"rule {rule['rule']!r} could not be evaluated: {exc}")
+            )
+            continue
+        if not bool(outcome):
+            field = path + rule.get("fieldPath", "") if rule.get("fieldPath") else path
+            errors.append(
+                FieldError(
+                    field or "<root>",
+                    rule.get("message", f"failed rule: {rule['rule']}"),
+                    rule.get("reason", "FieldValueInvalid"),
+                )
+            )
+
+
+def _validate(schema: dict[str, Any], value: Any, old: Any, path: str, errors: list[FieldError]) -> None:
+    errors_before = len(errors)
+    expected = schema.get("type")
+    if expected and not _TYPE_CHECKS[expected](value):
+        errors.append(
+            FieldError(
+                path,
+                f"Invalid value: {_type_name(value)}: {path} must be of type {expected}",
+                "FieldValueTypeInvalid",
+            )
+        )
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(f'"{item}"' for item in schema["enum"])
+        errors.append(
+            FieldError(
+                path, f'Unsupported value: "{value}": supported values: {allowed}', "FieldValueNotSupported"
+            )
+        )
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            errors.append(
+                FieldError(
+                    path, f'Invalid value: "{value}": should be at least {schema["minLength"]} chars long'
+                )
+            )
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(
+                FieldError(
+                    path, f"Too long: may not be longer than {schema['maxLength']}", "FieldValueTooLong"
+                )
+            )
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(FieldError(path, f"Invalid value: \"{value}\": should match '{schema['pattern']}'"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(
+                FieldError(
+                    path, f"Invalid value: {value}: should be greater than or equal to {schema['minimum']}"
+                )
+            )
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(
+                FieldError(
+                    path, f"Invalid value: {value}: should be less than or equal to {schema['maximum']}"
+                )
+            )
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            errors.append(
+                FieldError(
+                    path, f"Invalid value: {len(value)}: should have at least {schema['minItems']} items"
+                )
+            )
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(
+                FieldError(
+                    path,
+                    f"Too many: {len(value)}: must have at most {schema['maxItems']} items",
+                    "FieldValueTooMany",
+                )
+            )
+        for index, item in enumerate(value):
+            _validate(schema.get("items", {}), item, None, _join(path, index), errors)
+    if isinstance(value, dict):
+        properties: dict[str, Any] = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for name in schema.get("required", []):
+            if name not in value:
+                errors.append(FieldError(_join(path, name), "Required value", "FieldValueRequired"))
+        for name, item in value.items():
+            if name in properties:
+                old_item = old.get(name) if isinstance(old, dict) else None
+                _validate(properties[name], item, old_item, _join(path, name), errors)
+            elif isinstance(extra, dict):
+                _validate(extra, item, None, _join(path, name), errors)
+            elif properties and path != "metadata":
+                # kubectl's default strict field validation refuses what pruning would silently drop.
+                errors.append(
+                    FieldError(_join(path, name), f'unknown field "{_join(path, name)}"', "FieldValueInvalid")
+                )
+    if len(errors) == errors_before:  # CEL sees only values that passed the structural checks
+        _check_cel(schema, value, old, path, errors)
+
+
+def validate_object(
+    obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """Default and validate one foundry.llmops.io object. Returns (defaulted object, errors)."""
+    kind = obj.get("kind")
+    schema = schema_for_kind(str(kind))
+    if obj.get("apiVersion") != models.API_VERSION or schema is None:
+        return obj, [
+            FieldError(
+                "apiVersion/kind",
+                f"not a {models.API_VERSION} FoundryAccount or FoundryDeployment: {obj.get('apiVersion')}/{kind}",
+            )
+        ]
+    defaulted = apply_defaults(schema, copy.deepcopy(obj))
+    errors: list[FieldError] = []
+    metadata = defaulted.get("metadata") or {}
+    if not metadata.get("name"):
+        errors.append(FieldError("metadata.name", "Required value: name is required", "FieldValueRequired"))
+    _validate(schema, defaulted, old, "", errors)
+    return defaulted, errors

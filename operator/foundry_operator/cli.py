@@ -1,0 +1,201 @@
+"""The `foundry-operator` command: run the operator, preflight manifests, browse the catalog, emulate Azure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from foundry_operator import __version__
+
+OUTPUT_FORMATS = click.Choice(["table", "json", "yaml"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="foundry-operator")
+def main() -> None:
+    """Azure AI Foundry model deployments as Kubernetes resources.
+
+    Places each FoundryDeployment on the first account whose region really offers the model,
+    creates it in Azure, and publishes endpoints to the llm-config ConfigMap.
+    """
+
+
+@main.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Watch this namespace (repeatable).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch all namespaces (cluster-wide).")
+@click.option("--standalone", is_flag=True, help="Run without kopf peering (a single replica).")
+@click.option(
+    "--peering", "peering_name", default=None, help="kopf peering name for HA (one active replica)."
+)
+@click.option("--priority", type=int, default=0, show_default=True, help="kopf peering priority.")
+@click.option(
+    "--liveness", "liveness_endpoint", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz."
+)
+@click.option(
+    "--metrics-port", type=int, default=None, help="Prometheus metrics port (0 disables). Default 9090."
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None, help="Log format.")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="Log level."
+)
+def run(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    standalone: bool,
+    peering_name: str | None,
+    priority: int,
+    liveness_endpoint: str | None,
+    metrics_port: int | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """Run the operator against the current Kubernetes context and Azure (settings from the environment)."""
+    if not namespaces and not all_namespaces:
+        raise click.UsageError(
+            "say which namespaces to watch: -n NAMESPACE (repeatable) or -A/--all-namespaces"
+        )
+    if namespaces and all_namespaces:
+        raise click.UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
+    from foundry_operator.runner import RunOptions, run_operator
+
+    options = RunOptions(
+        namespaces=list(namespaces),
+        standalone=standalone or peering_name is None,
+        peering_name=peering_name,
+        priority=priority,
+        liveness_endpoint=liveness_endpoint,
+        metrics_port=metrics_port,
+        log_format=log_format,
+        log_level=log_level,
+    )
+    run_operator(options)
+
+
+@main.command()
+@click.option(
+    "-f", "--filename", "paths", multiple=True, required=True, help="File or folder of YAML, or - for stdin."
+)
+@click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Check offline against a catalog snapshot (from `catalog --snapshot`).",
+)
+@click.option(
+    "--retirement-window-days",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Warn about retirements this close.",
+)
+@click.option("-o", "--output", type=OUTPUT_FORMATS, default="table", show_default=True)
+def check(
+    paths: tuple[str, ...], catalog_file: Path | None, retirement_window_days: int, output: str
+) -> None:
+    """Preflight FoundryAccount/FoundryDeployment manifests: would each deployment be placed?"""
+    from foundry_operator.preflight.command import run_check
+
+    sys.exit(run_check(list(paths), catalog_file, retirement_window_days, output))
+
+
+@main.command()
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="Region to list (repeatable). Default: the accounts' regions or all.",
+)
+@click.option("--model", "model_name", default=None, help="Only this model.")
+@click.option(
+    "--subscription",
+    "subscription_id",
+    default=None,
+    envvar="AZURE_SUBSCRIPTION_ID",
+    help="Subscription to query.",
+)
+@click.option("-o", "--output", type=OUTPUT_FORMATS, default="table", show_default=True)
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a catalog snapshot for `check --catalog`.",
+)
+def catalog(
+    regions: tuple[str, ...],
+    model_name: str | None,
+    subscription_id: str | None,
+    output: str,
+    snapshot_file: Path | None,
+) -> None:
+    """What is offered where: versions, SKUs, capacity ranges, lifecycle, quota headroom."""
+    from foundry_operator.preflight.command import run_catalog
+
+    sys.exit(run_catalog(list(regions), model_name, subscription_id, output, snapshot_file))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=0, show_default=True, help="Port (0 picks a free one).")
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Scenario YAML (default: the ADR world).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the CA and state go (default: a temporary folder).",
+)
+def emulator(host: str, port: int, scenario: Path | None, state_dir: Path | None) -> None:
+    """Run the local Azure emulator (Entra ID + Microsoft.CognitiveServices) and print one JSON line when ready."""
+    from foundry_emulator.azure.cli import run_emulator
+
+    run_emulator(host, port, scenario, state_dir)
+
+
+@main.command()
+@click.option(
+    "--examples",
+    "examples_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Manifests to apply (default: the repository's examples/).",
+)
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for convergence."
+)
+def demo(examples_dir: Path | None, timeout: float) -> None:
+    """Run the whole job locally: Azure emulator + in-process Kubernetes API + the operator + examples/."""
+    from foundry_operator.demo import run_demo
+
+    sys.exit(run_demo(examples_dir, timeout))
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("crds"),
+    show_default=True,
+)
+@click.option(
+    "--chart-out",
+    "chart_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the CRDs into the Helm chart's crds/ folder.",
+)
+def crds(out_dir: Path, chart_dir: Path | None) -> None:
+    """Regenerate the CRDs from the API models."""
+    from foundry_operator.api.crdgen import write_crds
+
+    folders = [out_dir] + ([chart_dir] if chart_dir else [])
+    for path in write_crds(*folders):
+        click.echo(f"wrote {path}")
