@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
 
 GROUP = "foundry.llmops.io"
 VERSION = "v1alpha1"
@@ -34,7 +35,7 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$"
 CONFIGMAP_NAME_PATTERN = r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
 
 
-def _unique(field: str) -> dict[str, str]:
+def _unique(field: str) -> JsonDict:
     return {
         "rule": f"!has(self.{field}) || self.{field}.all(x, self.{field}.exists_one(y, y == x))",
         "message": f"{field} must not list the same entry twice",
@@ -47,7 +48,7 @@ def _unique(field: str) -> dict[str, str]:
 _CONDITION_LIST: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 
-def _immutable(what: str) -> dict[str, str]:
+def _immutable(what: str) -> JsonDict:
     return {"rule": "self == oldSelf", "message": f"{what} is immutable; create a new object instead"}
 
 
