@@ -380,6 +380,9 @@ class FoundryDeploymentStatus(ApiModel):
         description="Ready, Reconciling, Stalled, Placed, Deployed, Published, Conflict, RetirementSoon.",
         json_schema_extra=_CONDITION_LIST,
     )
+    account_ref: str | None = Field(
+        default=None, description="The spec.accounts entry the model is placed on."
+    )
     account: str | None = Field(default=None, description="The FoundryAccount the model is placed on.")
     account_namespace: str | None = Field(default=None, description="Namespace of that FoundryAccount.")
     region: str | None = Field(default=None, description="Region of the chosen account.")
@@ -400,6 +403,15 @@ class FoundryDeploymentStatus(ApiModel):
     )
     replacement: str | None = Field(
         default=None, description="Replacement model announced by the catalog (name and version)."
+    )
+    retirement_warning: str | None = Field(
+        default=None, description="Set while retirement is within the warning window."
+    )
+    failed_generation: int | None = Field(
+        default=None, description="Generation Azure refused; not retried until the spec changes."
+    )
+    capabilities: dict[str, str] = Field(
+        default_factory=dict, description="Model capabilities from the catalog."
     )
     candidates: list[CandidateStatus] = Field(
         default_factory=list, description="Each candidate account and why it was or was not chosen."

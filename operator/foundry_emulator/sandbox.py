@@ -1,0 +1,293 @@
+"""A whole local world in one process: the Azure emulator, a Kubernetes API, and the real operator.
+
+`make demo`, the integration tests and the benchmark all use this, so the operator they exercise
+is the production one: it reads Azure settings as it would from the environment and logs in to
+Kubernetes through a kubeconfig; only the endpoints are local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+from foundry_emulator.azure import AzureEmulator, Scenario, default_scenario_path, load_scenario
+from foundry_emulator.kube import KubeApiServer
+from foundry_operator.api.models import GROUP, VERSION
+from foundry_operator.api.validation import validate_object
+from foundry_operator.metrics import Metrics
+from foundry_operator.runner import RunOptions, serve
+from foundry_operator.settings import AzureSettings, OperatorSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO_ROOT / "crds"
+
+
+def crd_paths() -> list[Path]:
+    """The checked-in CRDs, or (installed without the repository) the generated ones."""
+    return sorted(CRD_DIR.glob("*.yaml"))
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    paths = crd_paths()
+    if paths:
+        return [yaml.safe_load(path.read_text()) for path in paths]
+    from foundry_operator.api.crdgen import render_crds
+
+    return [yaml.safe_load(text) for text in render_crds().values()]
+
+
+def admission(
+    group: str, resource: str, obj: dict[str, Any], old: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    """The API server's schema + CEL validation, from the same CRDs (the real validator)."""
+    if group != GROUP:
+        return []
+    _, errors = validate_object(obj, old)
+    return [{"field": e.field, "message": e.message, "reason": e.reason} for e in errors]
+
+
+def defaulter(group: str, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+    if group != GROUP:
+        return obj
+    defaulted, _ = validate_object(obj)
+    return defaulted
+
+
+@dataclass
+class OperatorHandle:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+    ready: asyncio.Event
+    metrics: Metrics
+
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            self.task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+    async def kill(self) -> None:
+        """Stop abruptly, as a crash would: no graceful shutdown of in-flight handlers."""
+        self.task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+@dataclass
+class Sandbox:
+    azure: AzureEmulator
+    kube: KubeApiServer
+    state_dir: Path
+    api: k8s.ApiClient
+    operators: list[OperatorHandle] = field(default_factory=list)
+
+    @property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> k8s.CustomObjectsApi:
+        return k8s.CustomObjectsApi(self.api)
+
+    def azure_settings(self) -> AzureSettings:
+        return AzureSettings(
+            tenant_id=self.azure.tenant_id,
+            client_id=self.azure.client_id,
+            client_secret=self.azure.client_secret,
+            authority_host=self.azure.url,
+            resource_manager_endpoint=self.azure.url,
+            ca_bundle=str(self.azure.ca_file),
+        )
+
+    async def start_operator(
+        self,
+        settings: OperatorSettings | None = None,
+        namespaces: Iterable[str] = (),
+        wait_ready: bool = True,
+    ) -> OperatorHandle:
+        stop, ready, metrics = asyncio.Event(), asyncio.Event(), Metrics()
+        api_client = k8s.ApiClient(self.kube.client_configuration())
+        task = asyncio.create_task(
+            serve(
+                RunOptions(namespaces=list(namespaces)),
+                settings=settings or fast_settings(),
+                azure=self.azure_settings(),
+                api_client=api_client,
+                metrics=metrics,
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        )
+        handle = OperatorHandle(task, stop, ready, metrics)
+        self.operators.append(handle)
+        if wait_ready:
+            await asyncio.wait_for(ready.wait(), 30)
+        return handle
+
+    # -- Kubernetes helpers (through the real client, in a thread) ------------------------------
+
+    async def ensure_namespace(self, name: str) -> None:
+        body = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
+        with suppress(k8s.exceptions.ApiException):
+            await asyncio.to_thread(self.core.create_namespace, body)
+
+    async def apply(self, documents: Iterable[dict[str, Any]], namespace: str) -> None:
+        await self.ensure_namespace(namespace)
+        for document in documents:
+            plural = _plural(document["kind"])
+            await asyncio.to_thread(
+                self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, document
+            )
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        result = await asyncio.to_thread(
+            self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, _plural(kind), name
+        )
+        return dict(result)
+
+    async def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        result = await asyncio.to_thread(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, _plural(kind)
+        )
+        return list(result.get("items", []))
+
+    async def patch_spec(self, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            _plural(kind),
+            name,
+            {"spec": spec},
+        )
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        await asyncio.to_thread(
+            self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, _plural(kind), name
+        )
+
+    async def config_map(self, namespace: str, name: str = "llm-config") -> dict[str, str] | None:
+        try:
+            found = await asyncio.to_thread(self.core.read_namespaced_config_map, name, namespace)
+        except k8s.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(found.data or {})
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = 60.0,
+        interval: float = 0.1,
+        what: str = "condition",
+    ) -> Any:
+        """Poll an async or sync predicate until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if asyncio.iscoroutine(last):
+                last = await last
+            if last:
+                return last
+            await asyncio.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+    async def condition(
+        self, kind: str, namespace: str, name: str, type_: str = "Ready"
+    ) -> dict[str, Any] | None:
+        obj = await self.get(kind, namespace, name)
+        return next((c for c in obj.get("status", {}).get("conditions", []) if c.get("type") == type_), None)
+
+    async def wait_condition(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        type_: str = "Ready",
+        status: str = "True",
+        reason: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            found = await self.condition(kind, namespace, name, type_)
+            if found and found.get("status") == status and (reason is None or found.get("reason") == reason):
+                return found
+            return None
+
+        result: dict[str, Any] = await self.wait_for(
+            check,
+            timeout,
+            what=f"{kind} {namespace}/{name} {type_}={status}" + (f" ({reason})" if reason else ""),
+        )
+        return result
+
+
+def _plural(kind: str) -> str:
+    return {"FoundryAccount": "foundryaccounts", "FoundryDeployment": "foundrydeployments"}[kind]
+
+
+def fast_settings(**overrides: Any) -> OperatorSettings:
+    """Timings for local runs: the same behaviour, on a shorter clock."""
+    values: dict[str, Any] = {
+        "resync_interval_seconds": 60.0,
+        "catalog_ttl_seconds": 60.0,
+        "usage_ttl_seconds": 30.0,
+        "lro_poll_seconds": 0.2,
+        "conflict_retry_seconds": 0.2,
+        "transient_retry_seconds": 1.0,
+        "arm_retry_backoff_max_seconds": 2.0,
+        "configmap_debounce_seconds": 0.02,
+        "metrics_port": 0,
+    }
+    values.update(overrides)
+    return OperatorSettings(**values)
+
+
+def load_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
+    for path in paths:
+        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        for file in files:
+            documents += [doc for doc in yaml.safe_load_all(file.read_text()) if doc]
+    return documents
+
+
+@asynccontextmanager
+async def sandbox(state_dir: Path, scenario: Scenario | None = None) -> AsyncIterator[Sandbox]:
+    """Start both emulators; KUBECONFIG points at the local API so kopf logs in as it would anywhere."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    scenario = scenario or load_scenario(default_scenario_path())
+    async with (
+        AzureEmulator(scenario, state_dir=state_dir / "azure") as azure,
+        KubeApiServer(admission=admission, defaulter=defaulter) as kube,
+    ):
+        kube.register_crds(crd_documents())
+        kubeconfig = state_dir / "kubeconfig"
+        kube.write_kubeconfig(kubeconfig)
+        previous = os.environ.get("KUBECONFIG")
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+        box = Sandbox(azure, kube, state_dir, k8s.ApiClient(kube.client_configuration()))
+        try:
+            yield box
+        finally:
+            for handle in box.operators:
+                await handle.shutdown()
+            if previous is None:
+                os.environ.pop("KUBECONFIG", None)
+            else:
+                os.environ["KUBECONFIG"] = previous

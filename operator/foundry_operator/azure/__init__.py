@@ -1,0 +1,1 @@
+"""Azure access: credentials, management clients, caches and the per-account write gate."""

@@ -1,0 +1,377 @@
+"""kopf wiring: indexes, handlers and timers that only orchestrate the reconcilers.
+
+`build_registry` returns a fresh registry bound to one `OperatorContext`, so that tests, the demo
+and the benchmark can run several operator instances (a restart, say) in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from azure.core.exceptions import HttpResponseError
+from kubernetes.client import CoreV1Api
+from kubernetes.client.exceptions import ApiException
+
+from foundry_operator.accounts import PrincipalUnavailable, reconcile_account, resolve_principal
+from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec
+from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
+from foundry_operator.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    ConditionUpdate,
+    condition,
+    is_true,
+    merge_conditions,
+)
+from foundry_operator.deployments import (
+    TRANSIENT_AZURE_ERRORS,
+    AzureTransient,
+    DeploymentReconciler,
+    ObjectRef,
+    World,
+    seed_entries,
+)
+from foundry_operator.kube import ConfigMapPublisher
+from foundry_operator.metrics import Metrics
+from foundry_operator.outcome import Outcome
+from foundry_operator.publishing import primary_endpoint
+from foundry_operator.settings import OperatorSettings
+from foundry_operator.views import AccountView, Claim, account_view, claim_key, entry_from_status
+
+ACCOUNTS = (GROUP, VERSION, "foundryaccounts")
+DEPLOYMENTS = (GROUP, VERSION, "foundrydeployments")
+
+
+@dataclass
+class OperatorContext:
+    settings: OperatorSettings
+    azure: AzureGateway
+    core: CoreV1Api
+    publisher: ConfigMapPublisher
+    deployments: DeploymentReconciler
+    metrics: Metrics
+    ready_by_owner: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def record_readiness(self, owner: str, conditions: list[dict[str, Any]] | None) -> None:
+        ready = condition(conditions, READY)
+        if ready is None:
+            self.ready_by_owner.pop(owner, None)
+        else:
+            self.ready_by_owner[owner] = (str(ready.get("status")), str(ready.get("reason")))
+        self.metrics.deployments_by_condition.clear()
+        counts: dict[tuple[str, str], int] = {}
+        for key in self.ready_by_owner.values():
+            counts[key] = counts.get(key, 0) + 1
+        for (status, reason), count in counts.items():
+            self.metrics.deployments_by_condition.labels(status, reason).set(count)
+
+
+def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Index[Any, Any]) -> World:
+    def account(namespace: str, name: str) -> AccountView | None:
+        store = accounts_index.get((namespace, name))
+        return next(iter(store), None) if store else None
+
+    def claims(account_id: str, deployment_name: str) -> list[Claim]:
+        return list(deployments_index.get(claim_key(account_id, deployment_name), []))
+
+    def published(namespace: str, config_map: str) -> list[Any]:
+        return seed_entries(deployments_index.get(("published", namespace, config_map), []))
+
+    def primary(namespace: str) -> str | None:
+        views = [view for view in accounts_index.get(("primary", namespace), []) if view.ready]
+        if not views:
+            return None
+        chosen = min(views, key=lambda view: view.name)  # two primaries: deterministic, and warned about
+        return primary_endpoint(chosen.endpoints, chosen.endpoint)
+
+    return World(account, claims, published, primary)
+
+
+def apply_outcome(
+    patch: kopf.Patch, status: Mapping[str, Any], outcome: Outcome, generation: int | None, body: kopf.Body
+) -> list[dict[str, Any]]:
+    """Write only what changed into the status patch; post the Events."""
+    for key, value in outcome.status.items():
+        if status.get(key) != value:
+            patch.status[key] = value
+    conditions = merge_conditions(status.get("conditions"), outcome.conditions, generation)
+    if conditions != status.get("conditions"):
+        patch.status["conditions"] = conditions
+    if status.get("observedGeneration") != generation:
+        patch.status["observedGeneration"] = generation
+    for note in outcome.events:
+        kopf.event(body, type=note.type, reason=note.reason, message=note.message)
+    return conditions
+
+
+def _object(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> ObjectRef:
+    return ObjectRef(
+        str(namespace), str(name), str(meta.get("creationTimestamp", "")), meta.get("generation")
+    )
+
+
+def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    resync = ctx.settings.resync_interval_seconds
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod the service account; elsewhere KUBECONFIG (read now, when the operator starts).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    # -- indexes (filled before any handler runs) ------------------------------------------------
+
+    @kopf.index(*ACCOUNTS, registry=registry)
+    def foundry_accounts(
+        namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+    ) -> dict[Any, Any]:
+        view = account_view(namespace, name, spec, status)
+        if view is None:
+            return {}
+        result: dict[Any, Any] = {(namespace, name): view}
+        if view.spec.primary:
+            result[("primary", namespace)] = view
+        return result
+
+    @kopf.index(*DEPLOYMENTS, registry=registry)
+    def foundry_deployments(
+        namespace: str, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
+    ) -> dict[Any, Any]:
+        created = str(meta.get("creationTimestamp", ""))
+        result: dict[Any, Any] = {}
+        config_map = status.get("configMapName") or spec.get("configMapName", "llm-config")
+        entry = entry_from_status(namespace, name, created, status)
+        if entry is not None:
+            result[("published", namespace, config_map)] = entry
+        resource_id = str(status.get("resourceId") or "")
+        if "/deployments/" in resource_id and not is_true(status.get("conditions"), "Conflict"):
+            account_id, deployment_name = resource_id.rsplit("/deployments/", 1)
+            result[claim_key(account_id, deployment_name)] = Claim(f"{namespace}/{name}", created)
+        return result
+
+    # -- FoundryAccount ----------------------------------------------------------------------------
+
+    async def reconcile_account_object(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_deployments: kopf.Index[Any, Any],
+        raise_retry: bool,
+    ) -> None:
+        started = time.monotonic()
+        parsed = FoundryAccountSpec.model_validate(dict(spec))
+        outcome, _ = await reconcile_account(
+            ctx.azure, ctx.core, namespace, parsed, ctx.settings.transient_retry_seconds
+        )
+        conditions = apply_outcome(patch, status, outcome, meta.get("generation"), body)
+        ready = is_true(conditions, READY)
+        ctx.metrics.reconcile_seconds.labels("FoundryAccount", "ready" if ready else "not-ready").observe(
+            time.monotonic() - started
+        )
+        if parsed.primary and ready:
+            # The namespace's FOUNDRY_ENDPOINT may have changed: re-render its ConfigMaps.
+            endpoint = primary_endpoint(outcome.status.get("endpoints") or {}, outcome.status.get("endpoint"))
+            for config_map in ctx.publisher.known_configmaps(namespace):
+                await ctx.publisher.publish(
+                    namespace,
+                    config_map,
+                    endpoint,
+                    seed=seed_entries(foundry_deployments.get(("published", namespace, config_map), [])),
+                )
+        if outcome.retry_after and raise_retry:
+            raise kopf.TemporaryError(outcome.retry_message or "account not ready", delay=outcome.retry_after)
+
+    @kopf.on.resume(*ACCOUNTS, registry=registry)
+    @kopf.on.create(*ACCOUNTS, registry=registry)
+    @kopf.on.update(*ACCOUNTS, field="spec", registry=registry)
+    async def account_changed(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        await reconcile_account_object(
+            namespace, name, spec, meta, status, patch, body, foundry_deployments, True
+        )
+
+    @kopf.timer(*ACCOUNTS, interval=resync, initial_delay=resync, registry=registry)
+    async def account_resync(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        await reconcile_account_object(
+            namespace, name, spec, meta, status, patch, body, foundry_deployments, False
+        )
+
+    def _deletes_azure_account(spec: kopf.Spec, **_: Any) -> bool:
+        return spec.get("management") == "Managed" and spec.get("deletionPolicy") == "Delete"
+
+    @kopf.on.delete(*ACCOUNTS, when=_deletes_azure_account, registry=registry)
+    async def account_deleted(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        body: kopf.Body,
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        parsed = FoundryAccountSpec.model_validate(dict(spec))
+        try:
+            principal = await resolve_principal(ctx.core, namespace, parsed)
+        except PrincipalUnavailable as exc:
+            raise kopf.TemporaryError(str(exc), delay=ctx.settings.transient_retry_seconds) from exc
+        coords = AccountCoordinates(
+            parsed.subscription_id, parsed.resource_group, parsed.account_name, principal
+        )
+        users = [key for key in foundry_deployments if key[0] == "claim" and key[1] == coords.arm_id.lower()]
+        if users:
+            raise kopf.TemporaryError(
+                f"{len(users)} FoundryDeployments still use Azure account {parsed.account_name}; delete them first",
+                delay=ctx.settings.transient_retry_seconds,
+            )
+        await ctx.azure.delete_account(coords)
+        kopf.info(body, reason="AccountDeleted", message=f"deleted Azure account {parsed.account_name}")
+
+    # -- FoundryDeployment -------------------------------------------------------------------------
+
+    async def reconcile_deployment_object(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        world: World,
+        kind: str,
+    ) -> Outcome:
+        started = time.monotonic()
+        obj = _object(meta, namespace, name)
+        outcome = await ctx.deployments.reconcile(obj, spec, status, world)
+        conditions = apply_outcome(patch, status, outcome, obj.generation, body)
+        ctx.record_readiness(obj.owner, conditions)
+        ctx.metrics.reconcile_seconds.labels("FoundryDeployment", kind).observe(time.monotonic() - started)
+        return outcome
+
+    @kopf.on.resume(*DEPLOYMENTS, registry=registry)
+    @kopf.on.create(*DEPLOYMENTS, registry=registry)
+    @kopf.on.update(*DEPLOYMENTS, field="spec", registry=registry)
+    async def deployment_changed(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_accounts: kopf.Index[Any, Any],
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        world = make_world(foundry_accounts, foundry_deployments)
+        outcome = await reconcile_deployment_object(
+            namespace, name, spec, meta, status, patch, body, world, "apply"
+        )
+        if outcome.retry_after:
+            raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=outcome.retry_after)
+
+    @kopf.timer(*DEPLOYMENTS, interval=resync, initial_delay=resync, registry=registry)
+    async def deployment_resync(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_accounts: kopf.Index[Any, Any],
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        if meta.get("deletionTimestamp"):
+            return
+        world = make_world(foundry_accounts, foundry_deployments)
+        obj = _object(meta, namespace, name)
+        conditions = status.get("conditions")
+        if is_true(conditions, READY):
+            try:
+                drift = await ctx.deployments.drift(obj, spec, status, world)
+            except (*TRANSIENT_AZURE_ERRORS, HttpResponseError, PrincipalUnavailable, ApiException) as exc:
+                kopf.warn(body, reason="ResyncFailed", message=f"drift check failed, will retry: {exc}")
+                return
+            if drift:
+                kopf.warn(body, reason="DriftDetected", message=drift)
+                outcome = await reconcile_deployment_object(
+                    namespace, name, spec, meta, status, patch, body, world, "repair"
+                )
+                if is_true(merge_conditions(conditions, outcome.conditions, obj.generation), READY):
+                    kopf.info(body, reason="DriftRepaired", message=f"repaired: {drift}")
+                return
+            outcome = await ctx.deployments.refresh(obj, spec, status, world)
+            conditions = apply_outcome(patch, status, outcome, obj.generation, body)
+            ctx.record_readiness(obj.owner, conditions)
+            return
+        stalled = condition(conditions, STALLED)
+        refused_by_azure = stalled is not None and status.get("failedGeneration") == obj.generation
+        if not refused_by_azure and not is_true(conditions, RECONCILING):
+            # Placement may succeed now: a model rolled out, quota raised, an account became Ready.
+            await reconcile_deployment_object(
+                namespace, name, spec, meta, status, patch, body, world, "resync"
+            )
+
+    @kopf.on.delete(*DEPLOYMENTS, registry=registry)
+    async def deployment_deleted(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_accounts: kopf.Index[Any, Any],
+        foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        world = make_world(foundry_accounts, foundry_deployments)
+        obj = _object(meta, namespace, name)
+        try:
+            done = await ctx.deployments.delete(obj, spec, status, world)
+        except (
+            AzureTransient,
+            PrincipalUnavailable,
+            HttpResponseError,
+            ApiException,
+            *TRANSIENT_AZURE_ERRORS,
+        ) as exc:
+            message = f"cannot finish deletion yet, finalizer kept: {exc}"
+            patch.status["conditions"] = merge_conditions(
+                status.get("conditions"),
+                [ConditionUpdate(READY, False, "DeletionBlocked", message)],
+                obj.generation,
+            )
+            raise kopf.TemporaryError(message, delay=ctx.settings.transient_retry_seconds) from exc
+        ctx.record_readiness(obj.owner, None)
+        kopf.info(body, reason="Deleted", message=done)
+
+    return registry

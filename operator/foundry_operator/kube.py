@@ -1,0 +1,160 @@
+"""Kubernetes I/O through the `kubernetes` client: Secrets for per-account credentials, and llm-config.
+
+The client is synchronous; calls run in worker threads so the kopf event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from foundry_operator.azure.credentials import ServicePrincipal, principal_from_secret
+from foundry_operator.metrics import Metrics
+from foundry_operator.publishing import (
+    MANAGED_KEYS_ANNOTATION,
+    PublishedEntry,
+    Rendering,
+    format_managed_keys,
+    merge,
+    parse_managed_keys,
+    render,
+)
+
+logger = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 10
+
+
+def build_api_client() -> k8s.ApiClient:
+    """In a pod: the service account. Elsewhere: KUBECONFIG or ~/.kube/config (read now, not at import)."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)
+    return k8s.ApiClient(configuration)
+
+
+async def read_principal(core: k8s.CoreV1Api, namespace: str, name: str) -> ServicePrincipal:
+    secret = await asyncio.to_thread(core.read_namespaced_secret, name, namespace)
+    data = {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+    return principal_from_secret(namespace, name, data)
+
+
+@dataclass
+class _ConfigMapState:
+    entries: dict[str, PublishedEntry | None] = field(
+        default_factory=dict
+    )  # owner -> entry (None: withdrawn)
+    primary: str | None = None
+    generation: int = 0
+    flushed_generation: int = -1
+    last: Rendering = field(default_factory=lambda: Rendering({}))
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ConfigMapPublisher:
+    """Coalesces many objects' changes into one write per ConfigMap, only when content changes.
+
+    Entries come from handlers as they publish, and from the operator's index of FoundryDeployment
+    statuses for objects not yet seen since start, so a restart never drops another object's keys.
+    """
+
+    def __init__(self, core: k8s.CoreV1Api, metrics: Metrics, debounce_seconds: float) -> None:
+        self._core = core
+        self._metrics = metrics
+        self._debounce = debounce_seconds
+        self._states: defaultdict[tuple[str, str], _ConfigMapState] = defaultdict(_ConfigMapState)
+
+    def known_configmaps(self, namespace: str) -> list[str]:
+        return [name for (ns, name) in self._states if ns == namespace]
+
+    async def publish(
+        self,
+        namespace: str,
+        name: str,
+        primary: str | None,
+        seed: Iterable[PublishedEntry] = (),
+        owner: str | None = None,
+        entry: PublishedEntry | None = None,
+    ) -> Rendering:
+        """Record `owner`'s entry (None withdraws it) and wait until the ConfigMap reflects it."""
+        state = self._states[(namespace, name)]
+        for seeded in seed:
+            state.entries.setdefault(seeded.owner, seeded)
+        if owner is not None:
+            state.entries[owner] = entry
+        state.primary = primary
+        state.generation += 1
+        wanted = state.generation
+        async with state.lock:
+            if state.flushed_generation >= wanted:
+                return state.last  # a flush that started after our change already wrote it
+            await asyncio.sleep(self._debounce)  # let concurrent publishers join this write
+            generation = state.generation
+            entries = [e for e in state.entries.values() if e is not None]
+            rendering = render(entries, state.primary)
+            await asyncio.to_thread(self._write, namespace, name, rendering)
+            state.flushed_generation = generation
+            state.last = rendering
+            return rendering
+
+    def _write(self, namespace: str, name: str, rendering: Rendering) -> None:
+        desired_keys = format_managed_keys(set(rendering.data))
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                current = self._core.read_namespaced_config_map(name, namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                body = k8s.V1ConfigMap(
+                    metadata=k8s.V1ObjectMeta(
+                        name=name,
+                        namespace=namespace,
+                        annotations={MANAGED_KEYS_ANNOTATION: desired_keys},
+                        labels={"app.kubernetes.io/managed-by": "foundry-operator"},
+                    ),
+                    data=dict(rendering.data),
+                )
+                try:
+                    self._core.create_namespaced_config_map(namespace, body)
+                    self._metrics.configmap_writes.labels("created").inc()
+                    return
+                except ApiException as create_exc:
+                    if create_exc.status == 409:  # created meanwhile by someone else: merge into it
+                        self._metrics.configmap_writes.labels("conflict").inc()
+                        continue
+                    raise
+            metadata = current.metadata or k8s.V1ObjectMeta()
+            annotations = dict(metadata.annotations or {})
+            existing = dict(current.data or {})
+            merged = merge(
+                existing, parse_managed_keys(annotations.get(MANAGED_KEYS_ANNOTATION)), rendering.data
+            )
+            if merged == existing and annotations.get(MANAGED_KEYS_ANNOTATION) == desired_keys:
+                self._metrics.configmap_writes.labels("unchanged").inc()
+                return
+            annotations[MANAGED_KEYS_ANNOTATION] = desired_keys
+            metadata.annotations = annotations
+            current.metadata = metadata
+            current.data = merged
+            try:
+                # replace carries metadata.resourceVersion: a concurrent writer makes this a 409.
+                self._core.replace_namespaced_config_map(name, namespace, current)
+                self._metrics.configmap_writes.labels("updated").inc()
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                self._metrics.configmap_writes.labels("conflict").inc()
+        raise RuntimeError(
+            f"ConfigMap {namespace}/{name} kept changing under us ({CONFLICT_RETRIES} conflicts)"
+        )
