@@ -108,6 +108,7 @@ class Sandbox:
             client_secret=self.azure.client_secret,
             authority_host=self.azure.url,
             resource_manager_endpoint=self.azure.url,
+            resource_manager_audience="https://management.azure.com/",  # the emulator plays public Azure
             ca_bundle=str(self.azure.ca_file),
         )
 

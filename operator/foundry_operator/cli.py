@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def main() -> None:
 @click.option(
     "--peering", "peering_name", default=None, help="kopf peering name for HA (one active replica)."
 )
-@click.option("--priority", type=int, default=0, show_default=True, help="kopf peering priority.")
+@click.option("--priority", default="0", show_default=True,
+              help="kopf peering priority: a number, or 'random' so HA replicas never tie.")
 @click.option(
     "--liveness", "liveness_endpoint", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
@@ -45,7 +47,7 @@ def run(
     all_namespaces: bool,
     standalone: bool,
     peering_name: str | None,
-    priority: int,
+    priority: str,
     liveness_endpoint: str | None,
     metrics_port: int | None,
     log_format: str | None,
@@ -58,13 +60,19 @@ def run(
         )
     if namespaces and all_namespaces:
         raise click.UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
+    if priority == "random":
+        priority_value = secrets.randbelow(1_000_000) + 1  # distinct priorities: exactly one active replica
+    elif priority.lstrip("-").isdigit():
+        priority_value = int(priority)
+    else:
+        raise click.BadParameter("a whole number or 'random'", param_hint="--priority")
     from foundry_operator.runner import RunOptions, run_operator
 
     options = RunOptions(
         namespaces=list(namespaces),
         standalone=standalone or peering_name is None,
         peering_name=peering_name,
-        priority=priority,
+        priority=priority_value,
         liveness_endpoint=liveness_endpoint,
         metrics_port=metrics_port,
         log_format=log_format,

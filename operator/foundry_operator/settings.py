@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -63,14 +63,21 @@ class AzureSettings(BaseSettings):
     federated_token_file: str | None = None
     authority_host: str = PUBLIC_AUTHORITY_HOST
     resource_manager_endpoint: str = "https://management.azure.com/"
-    resource_manager_audience: str = "https://management.azure.com/"
+    # Defaults to the endpoint: a sovereign cloud's tokens are for its own ARM (as ASO does).
+    resource_manager_audience: str | None = None
     ca_bundle: str | None = Field(
         default=None, validation_alias=AliasChoices("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
     )
 
+    @model_validator(mode="after")
+    def _audience_follows_endpoint(self) -> AzureSettings:
+        if not self.resource_manager_audience:
+            self.resource_manager_audience = self.resource_manager_endpoint
+        return self
+
     @property
     def scope(self) -> str:
-        return self.resource_manager_audience.rstrip("/") + "/.default"
+        return (self.resource_manager_audience or self.resource_manager_endpoint).rstrip("/") + "/.default"
 
     @property
     def instance_discovery_disabled(self) -> bool:

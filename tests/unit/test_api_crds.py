@@ -127,7 +127,7 @@ _ACCOUNT: dict[str, Any] = {
     "kind": "FoundryAccount",
     "metadata": {"name": "ok"},
     "spec": {
-        "subscriptionId": "5b3e1c2a-7d4f-4e8a-9c61-2f0b8d4a6e17",
+        "subscriptionId": "3c2b1a09-8f7e-4d6c-9b5a-1e2d3c4b5a69",
         "resourceGroup": "rg",
         "accountName": "acct",
     },
