@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client as k8s
@@ -55,8 +55,8 @@ def admission(
     return [{"field": e.field, "message": e.message, "reason": e.reason} for e in errors]
 
 
-def defaulter(group: str, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
-    if group != GROUP:
+def defaulter(resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+    if not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
         return obj
     defaulted, _ = validate_object(obj)
     return defaulted
@@ -156,13 +156,13 @@ class Sandbox:
         result = await asyncio.to_thread(
             self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, _plural(kind), name
         )
-        return dict(result)
+        return cast(dict[str, Any], result)
 
     async def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         result = await asyncio.to_thread(
             self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, _plural(kind)
         )
-        return list(result.get("items", []))
+        return list(cast(dict[str, Any], result).get("items", []))
 
     async def patch_spec(self, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
         await asyncio.to_thread(

@@ -30,8 +30,12 @@ def main() -> None:
 @click.option(
     "--peering", "peering_name", default=None, help="kopf peering name for HA (one active replica)."
 )
-@click.option("--priority", default="0", show_default=True,
-              help="kopf peering priority: a number, or 'random' so HA replicas never tie.")
+@click.option(
+    "--priority",
+    default="0",
+    show_default=True,
+    help="kopf peering priority: a number, or 'random' so HA replicas never tie.",
+)
 @click.option(
     "--liveness", "liveness_endpoint", default=None, help="Health endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
@@ -94,19 +98,34 @@ def run(
 )
 @click.option(
     "--retirement-window-days",
-    type=int,
+    type=click.IntRange(min=0),
     default=30,
     show_default=True,
     help="Warn about retirements this close.",
 )
+@click.option(
+    "-n",
+    "--namespace",
+    default="default",
+    show_default=True,
+    help="Namespace of manifests that do not set metadata.namespace (as kubectl apply -n).",
+)
 @click.option("-o", "--output", type=OUTPUT_FORMATS, default="table", show_default=True)
 def check(
-    paths: tuple[str, ...], catalog_file: Path | None, retirement_window_days: int, output: str
+    paths: tuple[str, ...],
+    catalog_file: Path | None,
+    retirement_window_days: int,
+    namespace: str,
+    output: str,
 ) -> None:
-    """Preflight FoundryAccount/FoundryDeployment manifests: would each deployment be placed?"""
+    """Preflight FoundryAccount/FoundryDeployment manifests: would each deployment be placed?
+
+    Reads live Azure (the AZURE_* variables) or, with --catalog, a snapshot from `catalog --snapshot`.
+    Exit code 0: every deployment can be placed (warnings allowed); 1: some cannot; 2: bad input.
+    """
     from foundry_operator.preflight.command import run_check
 
-    sys.exit(run_check(list(paths), catalog_file, retirement_window_days, output))
+    sys.exit(run_check(list(paths), catalog_file, retirement_window_days, output, namespace))
 
 
 @main.command()
@@ -114,7 +133,7 @@ def check(
     "--region",
     "regions",
     multiple=True,
-    help="Region to list (repeatable). Default: the accounts' regions or all.",
+    help="Region to list (repeatable). Default: the regions of the subscription's accounts.",
 )
 @click.option("--model", "model_name", default=None, help="Only this model.")
 @click.option(
@@ -139,7 +158,11 @@ def catalog(
     output: str,
     snapshot_file: Path | None,
 ) -> None:
-    """What is offered where: versions, SKUs, capacity ranges, lifecycle, quota headroom."""
+    """What is offered where: versions, SKUs, capacity ranges, lifecycle, quota headroom.
+
+    Needs live Azure (the AZURE_* variables). --snapshot FILE (.json or .yaml) also writes what
+    `check --catalog FILE` reads offline: catalogs, quota, the accounts and where models are offered.
+    """
     from foundry_operator.preflight.command import run_catalog
 
     sys.exit(run_catalog(list(regions), model_name, subscription_id, output, snapshot_file))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -16,6 +17,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from foundry_operator.azure.arm import classify_operation
 
 NAMESPACE = "aucert"
 DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,11 +66,7 @@ async def _demo(examples: Path, timeout: float, console: Console) -> int:
             elapsed = time.monotonic() - started
             config = await box.config_map(NAMESPACE) or {}
             accounts = await box.list("FoundryAccount", NAMESPACE)
-            log = (
-                await box.azure.state.request_log_snapshot()
-                if hasattr(box.azure.state, "request_log_snapshot")
-                else []
-            )
+            log = box.azure.log.since(0)
             _print(console, config, accounts, deployments, elapsed, log)
             all_ready = all((_ready(obj) or {}).get("status") == "True" for obj in deployments)
             return 0 if all_ready and deployments else 1
@@ -103,12 +102,12 @@ def _print(
     console.print(table)
 
     table = Table(title=f"FoundryDeployments (converged in {elapsed:.1f}s)", title_justify="left")
-    for column in ("NAME", "READY", "ACCOUNT", "REGION", "MODEL", "VERSION", "KEYS", "CONDITIONS"):
+    for column in ("NAME", "READY", "ACCOUNT", "REGION", "MODEL", "VERSION", "KEYS", "TRUE CONDITIONS"):
         table.add_column(column, overflow="fold")
     for obj in sorted(deployments, key=lambda o: o["metadata"]["name"]):
         status = obj.get("status", {})
         ready = _ready(obj) or {}
-        conditions = ", ".join(f"{c['type']}={c['status']}" for c in status.get("conditions", []))
+        conditions = " ".join(c["type"] for c in status.get("conditions", []) if c["status"] == "True")
         table.add_row(
             obj["metadata"]["name"],
             ready.get("status", "-"),
@@ -126,15 +125,21 @@ def _print(
             console.print(
                 f"[yellow]{obj['metadata']['name']}[/]: {ready.get('reason')}: {ready.get('message')}"
             )
-    if log:
-        counts = Counter(f"{entry['method']} {entry.get('operation', entry['path'])}" for entry in log)
-        console.rule("ARM requests made by the operator")
+    arm = [entry for entry in log if entry["service"] == "arm"]
+    if arm:
+        counts = Counter(
+            f"{entry['method']:6} {classify_operation(entry['path']):26} {entry['status']}" for entry in arm
+        )
+        console.rule(f"{len(arm)} ARM requests made by the operator (method, operation, status)")
         for kind, count in sorted(counts.items()):
             console.print(f"{count:4d}  {kind}", highlight=False)
+    tokens = [entry for entry in log if entry["service"] == "entra"]
+    console.print(f"{len(tokens)} Entra ID token requests", highlight=False)
 
 
 def run_demo(examples: Path | None, timeout: float) -> int:
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("kopf").setLevel(logging.ERROR)
-    console = Console()
+    # Waiting for accounts is reported by kopf as a temporary handler failure; the table tells the story.
+    logging.getLogger("kopf").setLevel(logging.CRITICAL)
+    console = Console(width=None if sys.stdout.isatty() else 150)
     return asyncio.run(_demo(examples or DEFAULT_EXAMPLES, timeout, console))

@@ -119,14 +119,14 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     resync = ctx.settings.resync_interval_seconds
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # In a pod the service account; elsewhere KUBECONFIG (read now, when the operator starts).
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     # -- indexes (filled before any handler runs) ------------------------------------------------
 
-    @kopf.index(*ACCOUNTS, registry=registry)
+    @kopf.index(*ACCOUNTS, id="foundry_accounts", registry=registry)
     def foundry_accounts(
         namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
@@ -138,7 +138,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             result[("primary", namespace)] = view
         return result
 
-    @kopf.index(*DEPLOYMENTS, registry=registry)
+    @kopf.index(*DEPLOYMENTS, id="foundry_deployments", registry=registry)
     def foundry_deployments(
         namespace: str, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
@@ -190,9 +190,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if outcome.retry_after and raise_retry:
             raise kopf.TemporaryError(outcome.retry_message or "account not ready", delay=outcome.retry_after)
 
-    @kopf.on.resume(*ACCOUNTS, registry=registry)
-    @kopf.on.create(*ACCOUNTS, registry=registry)
-    @kopf.on.update(*ACCOUNTS, field="spec", registry=registry)
+    @kopf.on.resume(*ACCOUNTS, id="account", registry=registry)
+    @kopf.on.create(*ACCOUNTS, id="account", registry=registry)
+    @kopf.on.update(*ACCOUNTS, id="account", field="spec", registry=registry)
     async def account_changed(
         namespace: str,
         name: str,
@@ -208,7 +208,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             namespace, name, spec, meta, status, patch, body, foundry_deployments, True
         )
 
-    @kopf.timer(*ACCOUNTS, interval=resync, initial_delay=resync, registry=registry)
+    @kopf.timer(*ACCOUNTS, id="account-resync", interval=resync, initial_delay=resync, registry=registry)
     async def account_resync(
         namespace: str,
         name: str,
@@ -227,7 +227,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     def _deletes_azure_account(spec: kopf.Spec, **_: Any) -> bool:
         return spec.get("management") == "Managed" and spec.get("deletionPolicy") == "Delete"
 
-    @kopf.on.delete(*ACCOUNTS, when=_deletes_azure_account, registry=registry)
+    @kopf.on.delete(*ACCOUNTS, id="account-delete", when=_deletes_azure_account, registry=registry)
     async def account_deleted(
         namespace: str,
         name: str,
@@ -274,9 +274,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         ctx.metrics.reconcile_seconds.labels("FoundryDeployment", kind).observe(time.monotonic() - started)
         return outcome
 
-    @kopf.on.resume(*DEPLOYMENTS, registry=registry)
-    @kopf.on.create(*DEPLOYMENTS, registry=registry)
-    @kopf.on.update(*DEPLOYMENTS, field="spec", registry=registry)
+    @kopf.on.resume(*DEPLOYMENTS, id="deployment", registry=registry)
+    @kopf.on.create(*DEPLOYMENTS, id="deployment", registry=registry)
+    @kopf.on.update(*DEPLOYMENTS, id="deployment", field="spec", registry=registry)
     async def deployment_changed(
         namespace: str,
         name: str,
@@ -296,7 +296,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if outcome.retry_after:
             raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=outcome.retry_after)
 
-    @kopf.timer(*DEPLOYMENTS, interval=resync, initial_delay=resync, registry=registry)
+    @kopf.timer(
+        *DEPLOYMENTS, id="deployment-resync", interval=resync, initial_delay=resync, registry=registry
+    )
     async def deployment_resync(
         namespace: str,
         name: str,
@@ -340,7 +342,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 namespace, name, spec, meta, status, patch, body, world, "resync"
             )
 
-    @kopf.on.delete(*DEPLOYMENTS, registry=registry)
+    @kopf.on.delete(*DEPLOYMENTS, id="deployment-delete", registry=registry)
     async def deployment_deleted(
         namespace: str,
         name: str,

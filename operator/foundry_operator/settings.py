@@ -55,7 +55,7 @@ class OperatorSettings(BaseSettings):
 class AzureSettings(BaseSettings):
     """Azure's standard variable names (as azure-identity and Azure Service Operator read them)."""
 
-    model_config = SettingsConfigDict(env_prefix="AZURE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AZURE_", extra="ignore", populate_by_name=True)
 
     tenant_id: str | None = None
     client_id: str | None = None

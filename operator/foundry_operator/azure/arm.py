@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,24 +348,24 @@ class AzureGateway:
         coords: AccountCoordinates,
         desired: DesiredDeployment,
         region: str | None,
-        on_accepted: Callable[[], None] | None = None,
+        known: DeploymentSnapshot | None,
     ) -> DeploymentSnapshot:
+        """Create or update; `known` is what the caller read before queueing for the account's slot."""
+
         async def operation() -> DeploymentSnapshot:
-            current = await self.get_deployment(coords, desired.name)
-            if current is not None and current.in_progress:
-                current = await self.wait_until_settled(coords, desired.name)
-            if (
-                current is not None
-                and not current.in_progress
-                and not desired.differs_from(current)
-                and (current.provisioning_state or "").lower() == "succeeded"
-            ):
-                return current  # a resumed operation already did the work: no duplicate write
+            if known is not None and known.in_progress:
+                # An operation started before (ours before a restart, or someone else's): wait it
+                # out, and write only if its result is not already what we want (no duplicates).
+                settled = await self.wait_until_settled(coords, desired.name)
+                if (
+                    settled is not None
+                    and (settled.provisioning_state or "").lower() == "succeeded"
+                    and not desired.differs_from(settled)
+                ):
+                    return settled
             poller = await self.client(coords).deployments.begin_create_or_update(
                 coords.resource_group, coords.account_name, desired.name, desired.to_sdk()
             )
-            if on_accepted is not None:
-                on_accepted()
             return _deployment_snapshot(await poller.result())
 
         try:

@@ -33,7 +33,8 @@ class ExistingDeployment:
 
     def serves(self, model_format: str, model_name: str) -> bool:
         return (
-            self.model_format.lower() == model_format.lower() and self.model_name.lower() == model_name.lower()
+            self.model_format.lower() == model_format.lower()
+            and self.model_name.lower() == model_name.lower()
         )
 
 

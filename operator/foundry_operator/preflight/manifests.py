@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,7 @@ from foundry_operator.api.validation import validate_object
 
 STDIN = "-"
 YAML_SUFFIXES = (".yaml", ".yml")
-KINDS = ("FoundryAccount", "FoundryDeployment")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,11 @@ def _documents(label: str, text: str, problems: list[InputProblem]) -> Iterator[
 
 def _expand_lists(origin: Origin, document: Any) -> Iterator[tuple[Origin, Any]]:
     """`kubectl get -o yaml` wraps objects in a List; check each item under the document's origin."""
-    if isinstance(document, dict) and document.get("kind") == "List" and isinstance(document.get("items"), list):
+    if (
+        isinstance(document, dict)
+        and document.get("kind") == "List"
+        and isinstance(document.get("items"), list)
+    ):
         for item in document["items"]:
             yield origin, item
     elif document is not None:
@@ -168,7 +172,8 @@ def _expand_lists(origin: Origin, document: Any) -> Iterator[tuple[Origin, Any]]
 
 
 def _describe(document: dict[str, Any], namespace: str) -> str:
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    raw = document.get("metadata")
+    metadata: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name = metadata.get("name") or "<no name>"
     return f"{document.get('kind')} {metadata.get('namespace') or namespace}/{name}"
 
@@ -179,8 +184,8 @@ def _is_ours(document: Any) -> bool:
 
 
 def _parse_spec(
-    spec_type: type[BaseModel], spec: Any, origin: Origin, what: str, problems: list[InputProblem]
-) -> Any:
+    spec_type: type[M], spec: Any, origin: Origin, what: str, problems: list[InputProblem]
+) -> M | None:
     """The schema already passed; a pydantic refusal here means the models and CRD disagree: still name it."""
     try:
         return spec_type.model_validate(spec)
@@ -206,66 +211,70 @@ def _read(label: str, path: Path | None, stdin: TextIO, problems: list[InputProb
         return None
 
 
+class _Collector:
+    """Validates documents one by one and keeps the objects and every problem found."""
+
+    def __init__(self, default_namespace: str) -> None:
+        self.default_namespace = default_namespace
+        self.problems: list[InputProblem] = []
+        self.accounts: list[AccountManifest] = []
+        self.deployments: list[DeploymentManifest] = []
+        self.skipped = 0
+        self._seen: dict[tuple[str, str, str], Origin] = {}
+
+    def add(self, origin: Origin, document: Any) -> None:
+        if not _is_ours(document):
+            if isinstance(document, dict):
+                self.skipped += 1  # another kind: a Kustomize build emits many
+            else:
+                self._problem(origin, "not a Kubernetes object (a YAML mapping)")
+            return
+        what = _describe(document, self.default_namespace)
+        defaulted, errors = validate_object(document)
+        for error in errors:
+            self._problem(origin, error.message, error.field, what)
+        if errors:
+            return
+        metadata = defaulted["metadata"]
+        namespace = metadata.get("namespace") or self.default_namespace
+        identity = (defaulted["kind"], namespace, metadata["name"])
+        if identity in self._seen:
+            self._problem(origin, f"defined twice: also in {self._seen[identity]}", "metadata.name", what)
+            return
+        self._seen[identity] = origin
+        if defaulted["kind"] == "FoundryAccount":
+            account = _parse_spec(
+                models.FoundryAccountSpec, defaulted.get("spec"), origin, what, self.problems
+            )
+            if account is not None:
+                self.accounts.append(AccountManifest(metadata["name"], namespace, account, origin))
+        else:
+            spec = _parse_spec(
+                models.FoundryDeploymentSpec, defaulted.get("spec"), origin, what, self.problems
+            )
+            if spec is not None:
+                self.deployments.append(DeploymentManifest(metadata["name"], namespace, spec, origin))
+
+    def _problem(
+        self, origin: Origin, message: str, field: str | None = None, what: str | None = None
+    ) -> None:
+        self.problems.append(InputProblem(origin.file, message, origin.document, origin.line, field, what))
+
+
 def load_manifests(paths: Iterable[str], stdin: TextIO, default_namespace: str = "default") -> ManifestSet:
     """Read, default and validate every foundry.llmops.io object. Raises InputError listing all problems."""
     paths = list(paths)
-    problems: list[InputProblem] = []
-    accounts: list[AccountManifest] = []
-    deployments: list[DeploymentManifest] = []
-    seen: dict[tuple[str, str, str], Origin] = {}
-    skipped = 0
+    collector = _Collector(default_namespace)
     for label, path in _files(paths):
-        text = _read(label, path, stdin, problems)
+        text = _read(label, path, stdin, collector.problems)
         if text is None:
             continue
-        for origin, document in (
-            item for doc_origin, doc in _documents(label, text, problems) for item in _expand_lists(doc_origin, doc)
-        ):
-            if not _is_ours(document):
-                if not isinstance(document, dict):
-                    problems.append(
-                        InputProblem(label, "not a Kubernetes object (a YAML mapping)", origin.document, origin.line)
-                    )
-                else:
-                    skipped += 1
-                continue
-            what = _describe(document, default_namespace)
-            defaulted, errors = validate_object(document)
-            for error in errors:
-                problems.append(
-                    InputProblem(label, error.message, origin.document, origin.line, error.field, what)
-                )
-            if errors:
-                continue
-            metadata = defaulted["metadata"]
-            namespace = metadata.get("namespace") or default_namespace
-            identity = (defaulted["kind"], namespace, metadata["name"])
-            if identity in seen:
-                problems.append(
-                    InputProblem(
-                        label,
-                        f"defined twice: also in {seen[identity]}",
-                        origin.document,
-                        origin.line,
-                        "metadata.name",
-                        what,
-                    )
-                )
-                continue
-            seen[identity] = origin
-            if defaulted["kind"] == "FoundryAccount":
-                account_spec = _parse_spec(models.FoundryAccountSpec, defaulted.get("spec"), origin, what, problems)
-                if account_spec is not None:
-                    accounts.append(AccountManifest(metadata["name"], namespace, account_spec, origin))
-            else:
-                deployment_spec = _parse_spec(
-                    models.FoundryDeploymentSpec, defaulted.get("spec"), origin, what, problems
-                )
-                if deployment_spec is not None:
-                    deployments.append(DeploymentManifest(metadata["name"], namespace, deployment_spec, origin))
-    if problems:
-        raise InputError(problems)
-    if not accounts and not deployments:
+        for doc_origin, document in _documents(label, text, collector.problems):
+            for origin, item in _expand_lists(doc_origin, document):
+                collector.add(origin, item)
+    if collector.problems:
+        raise InputError(collector.problems)
+    if not collector.accounts and not collector.deployments:
         where = ", ".join("<stdin>" if p == STDIN else p for p in paths)
         raise InputError([InputProblem(where, "no FoundryAccount or FoundryDeployment found")])
-    return ManifestSet(tuple(accounts), tuple(deployments), skipped)
+    return ManifestSet(tuple(collector.accounts), tuple(collector.deployments), collector.skipped)

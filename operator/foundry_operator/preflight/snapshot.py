@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,8 +21,8 @@ from pydantic.alias_generators import to_camel
 
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog, SkuOffer, normalize_region
 
-SNAPSHOT_API_VERSION = "foundry.llmops.io/v1alpha1"
-SNAPSHOT_KIND = "CatalogSnapshot"
+SNAPSHOT_API_VERSION: Final = "foundry.llmops.io/v1alpha1"
+SNAPSHOT_KIND: Final = "CatalogSnapshot"
 
 
 class SnapshotError(Exception):
@@ -106,8 +106,8 @@ class OfferedEntry(_Entry):
 
 
 class CatalogSnapshot(_Entry):
-    api_version: Literal["foundry.llmops.io/v1alpha1"] = SNAPSHOT_API_VERSION
-    kind: Literal["CatalogSnapshot"] = SNAPSHOT_KIND
+    api_version: Literal["foundry.llmops.io/v1alpha1"] = "foundry.llmops.io/v1alpha1"
+    kind: Literal["CatalogSnapshot"] = "CatalogSnapshot"
     taken_at: UtcDatetime
     subscription_id: str
     regions: dict[str, RegionEntry]
@@ -126,7 +126,9 @@ class CatalogSnapshot(_Entry):
 
     def usages(self, region: str) -> dict[str, QuotaUsage] | None:
         entry = self.regions.get(normalize_region(region))
-        return None if entry is None else {u.name: QuotaUsage(u.name, u.current, u.limit) for u in entry.usages}
+        return (
+            None if entry is None else {u.name: QuotaUsage(u.name, u.current, u.limit) for u in entry.usages}
+        )
 
     def find_account(self, resource_group: str, name: str) -> AccountEntry | None:
         return next(
@@ -184,7 +186,15 @@ def catalog_from_entries(region: str, entries: Iterable[ModelEntry], fetched_at:
             version=entry.version,
             is_default_version=entry.is_default_version,
             skus=tuple(
-                SkuOffer(sku.name, sku.usage_name, sku.minimum, sku.maximum, sku.step, sku.default, sku.deprecation_date)
+                SkuOffer(
+                    sku.name,
+                    sku.usage_name,
+                    sku.minimum,
+                    sku.maximum,
+                    sku.step,
+                    sku.default,
+                    sku.deprecation_date,
+                )
                 for sku in entry.skus
             ),
             lifecycle_status=entry.lifecycle_status,

@@ -6,6 +6,7 @@ it already holds, a region's catalog and quota usages, and where a model is offe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -18,7 +19,7 @@ from foundry_operator.azure.writes import error_code, error_message
 from foundry_operator.catalog import QuotaUsage, RegionCatalog, normalize_region
 from foundry_operator.preflight.facts import AccountFacts, ExistingDeployment, OfferedQuery
 from foundry_operator.preflight.manifests import AccountManifest
-from foundry_operator.preflight.snapshot import CatalogSnapshot, DeploymentEntry
+from foundry_operator.preflight.snapshot import AccountEntry, CatalogSnapshot, DeploymentEntry
 
 T = TypeVar("T")
 
@@ -78,6 +79,27 @@ def _existing(snapshot: DeploymentSnapshot) -> ExistingDeployment:
     )
 
 
+def _to_entry(deployment: ExistingDeployment) -> DeploymentEntry:
+    return DeploymentEntry(
+        name=deployment.name,
+        format=deployment.model_format,
+        model=deployment.model_name,
+        version=deployment.model_version,
+        sku=deployment.sku_name,
+        capacity=deployment.capacity,
+        owner=deployment.owner,
+    )
+
+
+def _resource_group(resource_id: str) -> str | None:
+    parts = resource_id.split("/")
+    lowered = [part.lower() for part in parts]
+    if "resourcegroups" in lowered:
+        index = lowered.index("resourcegroups")
+        return parts[index + 1] if index + 1 < len(parts) else None
+    return None
+
+
 def subscription_coordinates(subscription_id: str) -> AccountCoordinates:
     """Subscription-level reads (catalog, usages, model capacities) need only the subscription: the
     gateway keeps one client per identity + subscription, so any account of it would do the same."""
@@ -107,22 +129,72 @@ class LiveSource:
         except AzureError as exc:
             raise SourceError(f"cannot reach Azure while {what}: {_first_line(exc)}") from exc
 
-    async def account(self, account: AccountManifest) -> AccountFacts:
-        spec = account.spec
-        coords = AccountCoordinates(spec.subscription_id, spec.resource_group, spec.account_name)
-        what = f"reading account {spec.account_name}"
+    async def _account_facts(self, coords: AccountCoordinates) -> AccountFacts:
+        """Region, kind and deployments of an Azure account; no region when it does not exist."""
+        what = f"reading account {coords.account_name}"
         try:
             found = await self._call(what, lambda: self.gateway.get_account(coords))
             if found is None:
-                if spec.management == Management.MANAGED:
-                    return _planned(account)
-                return _not_found(account, "does not exist")
+                return AccountFacts(None, None)
             listing = await self._call(what, lambda: self.gateway.list_deployments(coords))
         except HttpResponseError as exc:
             code = error_code(exc) or f"HTTP {exc.status_code}"
             return AccountFacts(None, None, problem=f"Azure refused {what}: {code}: {error_message(exc)}")
         deployments = {name: _existing(snapshot) for name, snapshot in listing.items()}
         return AccountFacts(found.location, found.kind, deployments=deployments)
+
+    async def account(self, account: AccountManifest) -> AccountFacts:
+        spec = account.spec
+        facts = await self._account_facts(
+            AccountCoordinates(spec.subscription_id, spec.resource_group, spec.account_name)
+        )
+        if facts.region is None and facts.problem is None:
+            return (
+                _planned(account)
+                if spec.management == Management.MANAGED
+                else _not_found(account, "does not exist")
+            )
+        return facts
+
+    async def list_accounts(self, subscription_id: str) -> list[AccountEntry]:
+        """Every Cognitive Services account of the subscription, with its existing deployments."""
+        what = f"listing the accounts of subscription {subscription_id}"
+        client = self.gateway.client(subscription_coordinates(subscription_id))
+
+        async def listing() -> list[AccountEntry]:
+            found = []
+            async for item in client.accounts.list():
+                resource_group = _resource_group(item.id or "")
+                if resource_group and item.name and item.location:
+                    found.append(
+                        AccountEntry(
+                            resource_group=resource_group,
+                            name=item.name,
+                            location=normalize_region(item.location),
+                            kind=item.kind or "",
+                        )
+                    )
+            return found
+
+        try:
+            accounts = await self._call(what, listing)
+        except HttpResponseError as exc:
+            raise SourceError(f"Azure refused {what}: {error_message(exc)}") from exc
+        listings = await asyncio.gather(*(self._deployments(subscription_id, entry) for entry in accounts))
+        return [
+            entry.model_copy(update={"deployments": deployments})
+            for entry, deployments in zip(accounts, listings, strict=True)
+        ]
+
+    async def _deployments(self, subscription_id: str, entry: AccountEntry) -> list[DeploymentEntry]:
+        coords = AccountCoordinates(subscription_id, entry.resource_group, entry.name)
+        try:
+            listing = await self._call(
+                f"listing the deployments of {entry.name}", lambda: self.gateway.list_deployments(coords)
+            )
+        except HttpResponseError:
+            return []  # readable account, unreadable deployments: the region and kind still help
+        return [_to_entry(_existing(snapshot)) for snapshot in listing.values()]
 
     async def catalog(self, subscription_id: str, region: str) -> RegionCatalog:
         what = f"listing the model catalog of {region}"
@@ -193,7 +265,8 @@ class SnapshotSource:
             return _planned(account)
         if not self._same_subscription(spec.subscription_id):
             return _not_found(
-                account, f"is not in the catalog snapshot, which is of subscription {self.snapshot.subscription_id}"
+                account,
+                f"is not in the catalog snapshot, which is of subscription {self.snapshot.subscription_id}",
             )
         return _not_found(account, "is not in the catalog snapshot")
 
@@ -227,7 +300,8 @@ class SnapshotSource:
                 catalog = self.snapshot.catalog(region)
                 offers = catalog.offers_for(query.model_name, query.model_format) if catalog else []
                 if any(
-                    (query.model_version is None or o.version == query.model_version) and o.sku(query.sku_name)
+                    (query.model_version is None or o.version == query.model_version)
+                    and o.sku(query.sku_name)
                     for o in offers
                 ):
                     regions.add(region)
