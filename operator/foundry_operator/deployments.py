@@ -52,6 +52,7 @@ from foundry_operator.placement import (
     Placement,
     Refusal,
     place,
+    resolve_version,
     retirement_warning,
 )
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
@@ -87,6 +88,7 @@ class World:
     claims: Callable[[str, str], list[Claim]]
     published: Callable[[str, str], list[PublishedEntry]]
     primary_endpoint: Callable[[str], str | None]
+    all_accounts: Callable[[], list[AccountView]]
 
 
 class AzureTransient(Exception):
@@ -258,13 +260,7 @@ class DeploymentReconciler:
             deployed_capacity=deployed_capacity,
         )
         if placement.chosen is None:
-            first = next(iter(usable.values()))[1]
-            try:
-                offered = await self.azure.offered_regions(
-                    first, spec.model.format, spec.model.name, spec.model.version, spec.sku.name.value
-                )
-            except (HttpResponseError, *TRANSIENT_AZURE_ERRORS):
-                offered = ()
+            offered, alternatives = await self._where_else(obj, spec, usable, catalogs, world)
             placement = place(
                 request,
                 candidates,
@@ -277,9 +273,8 @@ class DeploymentReconciler:
             )
             outcome.status["candidates"] = _candidate_status(placement)
             reason = (placement.refusal or Refusal.ACCOUNT_UNAVAILABLE).value
-            return self._stalled(
-                outcome, reason, placement.message, ConditionUpdate(PLACED, False, reason, placement.message)
-            )
+            message = placement.message + (f". {alternatives}" if alternatives else "")
+            return self._stalled(outcome, reason, message, ConditionUpdate(PLACED, False, reason, message))
 
         chosen = placement.chosen
         assert chosen.offer is not None and chosen.sku is not None and chosen.capacity is not None
@@ -403,6 +398,55 @@ class DeploymentReconciler:
             retirement_date=retirement,
         )
         return await self._publish(obj, spec, status, entry, world, outcome)
+
+    async def _where_else(
+        self,
+        obj: ObjectRef,
+        spec: FoundryDeploymentSpec,
+        usable: Mapping[str, tuple[AccountView, AccountCoordinates]],
+        catalogs: Mapping[str, RegionCatalog],
+        world: World,
+    ) -> tuple[tuple[str, ...], str]:
+        """Where the model is offered (model capacities API) and which other accounts could take it."""
+        candidate_refs = {view.ref for view, _ in usable.values()}
+        others = [
+            view
+            for view in world.all_accounts()
+            if view.ready and view.location and view.allows(obj.namespace) and view.ref not in candidate_refs
+        ]
+        offers = [
+            offer
+            for catalog in catalogs.values()
+            for offer in catalog.offers_for(spec.model.name, spec.model.format)
+        ]
+        fitting: list[str] = []
+        for view in others:
+            try:
+                principal = await resolve_principal(self.core, view.namespace, view.spec)
+                catalog = await self.azure.catalog(view.coordinates(principal), str(view.location))
+            except (PrincipalUnavailable, HttpResponseError, *TRANSIENT_AZURE_ERRORS):
+                continue
+            found = catalog.offers_for(spec.model.name, spec.model.format, view.kind)
+            offers += found
+            if resolve_version(found, spec.model.version) is not None:
+                ref = view.name if view.namespace == obj.namespace else view.ref
+                fitting.append(f"{ref} ({view.location})")
+        alternatives = (
+            f"FoundryAccount {', '.join(fitting)} offers it: add it to spec.accounts" if fitting else ""
+        )
+        # The model capacities API needs a version: without one in the spec, the catalogs' default.
+        resolved = resolve_version(offers, spec.model.version)
+        version = spec.model.version or (resolved.version if resolved else None)
+        if version is None:
+            return (), alternatives
+        try:
+            first = next(iter(usable.values()))[1]
+            offered = await self.azure.offered_regions(
+                first, spec.model.format, spec.model.name, version, spec.sku.name.value
+            )
+        except (HttpResponseError, *TRANSIENT_AZURE_ERRORS):
+            offered = ()
+        return offered, alternatives
 
     def _retirement(
         self, offer: ModelOffer, now: datetime, status: Mapping[str, Any], outcome: Outcome

@@ -89,7 +89,14 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
         chosen = min(views, key=lambda view: view.name)  # two primaries: deterministic, and warned about
         return primary_endpoint(chosen.endpoints, chosen.endpoint)
 
-    return World(account, claims, published, primary)
+    def all_accounts() -> list[AccountView]:
+        return [
+            next(iter(store))
+            for key, store in accounts_index.items()
+            if len(key) == 2 and key[0] != "primary" and store
+        ]
+
+    return World(account, claims, published, primary, all_accounts)
 
 
 def apply_outcome(

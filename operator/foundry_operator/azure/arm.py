@@ -287,7 +287,7 @@ class AzureGateway:
         return await self.usages.get((coords.subscription_id, region), load)
 
     async def offered_regions(
-        self, coords: AccountCoordinates, model_format: str, name: str, version: str | None, sku_name: str
+        self, coords: AccountCoordinates, model_format: str, name: str, version: str, sku_name: str
     ) -> tuple[str, ...]:
         """Regions where the model (and SKU) is offered to this subscription: the model capacities API."""
 
@@ -295,7 +295,7 @@ class AzureGateway:
             client = self.client(coords)
             regions: set[str] = set()
             async for item in client.model_capacities.list(
-                model_format=model_format, model_name=name, model_version=version or ""
+                model_format=model_format, model_name=name, model_version=version
             ):
                 properties = item.properties
                 if item.location and properties and (properties.sku_name or "").lower() == sku_name.lower():

@@ -213,14 +213,15 @@ class LiveSource:
             raise CatalogUnavailable(f"Azure refused {what}: {error_message(exc)}") from exc
 
     async def offered_regions(self, query: OfferedQuery) -> tuple[str, ...]:
-        if not query.model_version:
+        version = query.model_version
+        if not version:
             return ()  # the model capacities API requires a version
         coords = subscription_coordinates(query.subscription_id)
         try:
             return await self._call(
                 "asking where the model is offered",
                 lambda: self.gateway.offered_regions(
-                    coords, query.model_format, query.model_name, query.model_version, query.sku_name
+                    coords, query.model_format, query.model_name, version, query.sku_name
                 ),
             )
         except HttpResponseError:

@@ -1,0 +1,62 @@
+"""The ADR world end to end: examples/ applied, llm-config as DESIGN.md section 5 says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from foundry_emulator.sandbox import Sandbox
+from foundry_operator.publishing import MANAGED_KEYS_ANNOTATION
+from tests.integration.conftest import NAMESPACE, arm_requests, azure_deployments, examples
+
+
+async def test_examples_converge_and_publish_the_contract(box: Sandbox) -> None:
+    await box.start_operator()
+    await box.apply(examples(), NAMESPACE)
+    names = ["gpt-5.4", "reasoning-pro", "gpt-5.3-codex", "gpt-5.1-codex", "deepseek-v3.2", "kimi-k2.6"]
+    for name in names:
+        await box.wait_condition("FoundryDeployment", NAMESPACE, name, timeout=60)
+
+    pro = await box.get("FoundryDeployment", NAMESPACE, "reasoning-pro")
+    assert pro["status"]["account"] == "aucert-ai-east" and pro["status"]["region"] == "eastus2"
+    west = pro["status"]["candidates"][0]
+    assert west["eligible"] is False and "is not offered in westus (account aucert-ai)" in west["reason"]
+    assert pro["status"]["observedGeneration"] == pro["metadata"]["generation"]
+
+    data = await box.config_map(NAMESPACE)
+    assert data is not None
+    assert data["FOUNDRY_ENDPOINT"] == "https://aucert-ai.openai.azure.com/"
+    assert data["FOUNDRY_ENDPOINT_REASONING_PRO"] == "https://aucert-ai-east.openai.azure.com/"
+    assert "FOUNDRY_ENDPOINT_DECISION" not in data  # same endpoint as the primary: no override
+    assert data["FOUNDRY_DEPLOYMENT_GENERATION"] == data["FOUNDRY_DEPLOYMENT_REPORTING"] == "Kimi-K2.6"
+    assert (
+        data["FOUNDRY_ENDPOINT_GENERATION"] == "https://aucert-ai.services.ai.azure.com/"
+    )  # MoonshotAI format
+    assert data["FOUNDRY_MODEL_VERSION_CODING"] == "2026-02-24"
+    assert data["FOUNDRY_DEPLOYMENT_REASONING_PRO"] == "gpt-5.4-pro"  # deployment name = model name, verbatim
+    models = json.loads(data["models.json"])
+    assert models["REASONING_PRO"]["account"] == "aucert-ai-east"
+    assert models["GENERATION"]["apiFlavor"] == "model-inference"
+    assert models["DECISION"]["capabilities"]["responses"] == "true"
+
+    # In Azure: six deployments, named as the models, on the right accounts; no write ever collided.
+    west_names = set(azure_deployments(box, "aucert-ai"))
+    east_names = set(azure_deployments(box, "aucert-ai-east"))
+    assert west_names == {"gpt-5.4", "gpt-5.3-codex", "gpt-5.1-codex", "DeepSeek-V3.2", "Kimi-K2.6"}
+    assert east_names == {"gpt-5.4-pro"}
+    assert arm_requests(box, status=409) == []
+    assert len(arm_requests(box, "PUT", "deployment")) == 6
+
+    config_map = await asyncio.to_thread(box.core.read_namespaced_config_map, "llm-config", NAMESPACE)
+    managed = set(config_map.metadata.annotations[MANAGED_KEYS_ANNOTATION].split(","))
+    assert managed == set(data)
+
+
+async def test_catalog_is_read_once_per_region_not_per_object(box: Sandbox) -> None:
+    await box.start_operator()
+    await box.apply(examples(), NAMESPACE)
+    for name in ("gpt-5.4", "reasoning-pro", "kimi-k2.6"):
+        await box.wait_condition("FoundryDeployment", NAMESPACE, name, timeout=60)
+    catalog_reads = arm_requests(box, "GET", "location.models")
+    regions = sorted(entry["path"].split("/locations/")[1].split("/")[0] for entry in catalog_reads)
+    assert regions == ["eastus2", "westus"]
