@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -78,11 +80,27 @@ class OperatorHandle:
             with suppress(asyncio.CancelledError, Exception):
                 await self.task
 
+
+@dataclass
+class OperatorProcess:
+    """The operator as its own process (`python -m foundry_operator run`), for crashes and footprints."""
+
+    process: asyncio.subprocess.Process
+    log_path: Path
+
     async def kill(self) -> None:
-        """Stop abruptly, as a crash would: no graceful shutdown of in-flight handlers."""
-        self.task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await self.task
+        """SIGKILL: no handler, finalizer or write gets to finish, as in a crashed pod."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                await self.kill()
 
 
 @dataclass
@@ -92,6 +110,7 @@ class Sandbox:
     state_dir: Path
     api: k8s.ApiClient
     operators: list[OperatorHandle] = field(default_factory=list)
+    processes: list[OperatorProcess] = field(default_factory=list)
 
     @property
     def core(self) -> k8s.CoreV1Api:
@@ -135,6 +154,44 @@ class Sandbox:
         self.operators.append(handle)
         if wait_ready:
             await asyncio.wait_for(ready.wait(), 30)
+        return handle
+
+    def operator_environment(self, settings: OperatorSettings | None = None) -> dict[str, str]:
+        """The environment a deployed operator would get, pointing at the local endpoints."""
+        azure = self.azure_settings()
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "FOUNDRY_"))}
+        env.update(
+            KUBECONFIG=str(self.state_dir / "kubeconfig"),
+            AZURE_TENANT_ID=str(azure.tenant_id),
+            AZURE_CLIENT_ID=str(azure.client_id),
+            AZURE_CLIENT_SECRET=str(azure.client_secret),
+            AZURE_AUTHORITY_HOST=azure.authority_host,
+            AZURE_RESOURCE_MANAGER_ENDPOINT=azure.resource_manager_endpoint,
+            AZURE_RESOURCE_MANAGER_AUDIENCE=str(azure.resource_manager_audience),
+            REQUESTS_CA_BUNDLE=str(azure.ca_bundle),
+            SSL_CERT_FILE=str(azure.ca_bundle),
+        )
+        for name, value in (settings or fast_settings()).model_dump().items():
+            env[f"FOUNDRY_{name.upper()}"] = str(value)
+        return env
+
+    async def start_operator_process(
+        self, settings: OperatorSettings | None = None, args: Iterable[str] = ("-A", "--standalone")
+    ) -> OperatorProcess:
+        log_path = self.state_dir / f"operator-{len(self.processes)}.log"
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "foundry_operator",
+                "run",
+                *args,
+                env=self.operator_environment(settings),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        handle = OperatorProcess(process, log_path)
+        self.processes.append(handle)
         return handle
 
     # -- Kubernetes helpers (through the real client, in a thread) ------------------------------
@@ -288,6 +345,8 @@ async def sandbox(state_dir: Path, scenario: Scenario | None = None) -> AsyncIte
         finally:
             for handle in box.operators:
                 await handle.shutdown()
+            for process in box.processes:
+                await process.stop()
             if previous is None:
                 os.environ.pop("KUBECONFIG", None)
             else:

@@ -702,13 +702,15 @@ class DeploymentReconciler:
         if actual is None:
             return f"Azure deployment {name} on {view.spec.account_name} was deleted out of band"
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
+        # Compared with what the spec asks for (the status may have recorded a drifted value).
+        wanted_capacity = spec.sku.capacity if spec.sku.capacity is not None else status.get("capacity")
         differences = []
-        if actual.capacity != status.get("capacity"):
-            differences.append(f"capacity {status.get('capacity')} -> {actual.capacity}")
+        if actual.capacity != wanted_capacity:
+            differences.append(f"capacity {wanted_capacity} -> {actual.capacity}")
         if spec.model.version and actual.model_version != spec.model.version:
             differences.append(f"version {spec.model.version} -> {actual.model_version}")
-        if (actual.sku_name or "").lower() != str(status.get("skuName") or "").lower():
-            differences.append(f"sku {status.get('skuName')} -> {actual.sku_name}")
+        if (actual.sku_name or "").lower() != spec.sku.name.value.lower():
+            differences.append(f"sku {spec.sku.name.value} -> {actual.sku_name}")
         if differences:
             return f"Azure deployment {name} changed out of band: {', '.join(differences)}"
         return None

@@ -6,7 +6,9 @@ and the benchmark can run several operator instances (a restart, say) in one pro
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,6 @@ from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.conditions import (
     READY,
-    RECONCILING,
     STALLED,
     ConditionUpdate,
     condition,
@@ -56,6 +57,9 @@ class OperatorContext:
     deployments: DeploymentReconciler
     metrics: Metrics
     ready_by_owner: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # kopf runs timers in tasks of their own, beside the change handlers of the same object: this
+    # lock keeps one reconciliation per object at a time (a resync tick skips a busy object).
+    busy: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     def record_readiness(self, owner: str, conditions: list[dict[str, Any]] | None) -> None:
         ready = condition(conditions, READY)
@@ -211,9 +215,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         foundry_deployments: kopf.Index[Any, Any],
         **_: Any,
     ) -> None:
-        await reconcile_account_object(
-            namespace, name, spec, meta, status, patch, body, foundry_deployments, True
-        )
+        async with ctx.busy[f"account:{namespace}/{name}"]:
+            await reconcile_account_object(
+                namespace, name, spec, meta, status, patch, body, foundry_deployments, True
+            )
 
     @kopf.timer(*ACCOUNTS, id="account-resync", interval=resync, initial_delay=resync, registry=registry)
     async def account_resync(
@@ -227,9 +232,13 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         foundry_deployments: kopf.Index[Any, Any],
         **_: Any,
     ) -> None:
-        await reconcile_account_object(
-            namespace, name, spec, meta, status, patch, body, foundry_deployments, False
-        )
+        lock = ctx.busy[f"account:{namespace}/{name}"]
+        if lock.locked():
+            return
+        async with lock:
+            await reconcile_account_object(
+                namespace, name, spec, meta, status, patch, body, foundry_deployments, False
+            )
 
     def _deletes_azure_account(spec: kopf.Spec, **_: Any) -> bool:
         return spec.get("management") == "Managed" and spec.get("deletionPolicy") == "Delete"
@@ -258,7 +267,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 delay=ctx.settings.transient_retry_seconds,
             )
         await ctx.azure.delete_account(coords)
-        kopf.info(body, reason="AccountDeleted", message=f"deleted Azure account {parsed.account_name}")
+        kopf.event(body, type="Normal", reason="AccountDeleted", message=f"deleted Azure account {parsed.account_name}")
 
     # -- FoundryDeployment -------------------------------------------------------------------------
 
@@ -297,9 +306,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         **_: Any,
     ) -> None:
         world = make_world(foundry_accounts, foundry_deployments)
-        outcome = await reconcile_deployment_object(
-            namespace, name, spec, meta, status, patch, body, world, "apply"
-        )
+        async with ctx.busy[f"{namespace}/{name}"]:
+            outcome = await reconcile_deployment_object(
+                namespace, name, spec, meta, status, patch, body, world, "apply"
+            )
         if outcome.retry_after:
             raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=outcome.retry_after)
 
@@ -318,6 +328,25 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         foundry_deployments: kopf.Index[Any, Any],
         **_: Any,
     ) -> None:
+        lock = ctx.busy[f"{namespace}/{name}"]
+        if lock.locked():
+            return  # a change handler is at work on this object; the next tick will look again
+        async with lock:
+            await resync_deployment(
+                namespace, name, spec, meta, status, patch, body, foundry_accounts, foundry_deployments
+            )
+
+    async def resync_deployment(
+        namespace: str,
+        name: str,
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        foundry_accounts: kopf.Index[Any, Any],
+        foundry_deployments: kopf.Index[Any, Any],
+    ) -> None:
         if meta.get("deletionTimestamp"):
             return
         world = make_world(foundry_accounts, foundry_deployments)
@@ -335,7 +364,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                     namespace, name, spec, meta, status, patch, body, world, "repair"
                 )
                 if is_true(merge_conditions(conditions, outcome.conditions, obj.generation), READY):
-                    kopf.info(body, reason="DriftRepaired", message=f"repaired: {drift}")
+                    kopf.event(body, type="Normal", reason="DriftRepaired", message=f"repaired: {drift}")
                 return
             outcome = await ctx.deployments.refresh(obj, spec, status, world)
             conditions = apply_outcome(patch, status, outcome, obj.generation, body)
@@ -343,8 +372,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             return
         stalled = condition(conditions, STALLED)
         refused_by_azure = stalled is not None and status.get("failedGeneration") == obj.generation
-        if not refused_by_azure and not is_true(conditions, RECONCILING):
-            # Placement may succeed now: a model rolled out, quota raised, an account became Ready.
+        if not refused_by_azure:
+            # Placement may succeed now (a model rolled out, quota raised, an account became Ready),
+            # or a transient failure of an earlier resync is due for another try. kopf runs one
+            # handler per object at a time, so this never races the change handler.
             await reconcile_deployment_object(
                 namespace, name, spec, meta, status, patch, body, world, "resync"
             )
@@ -365,7 +396,8 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         world = make_world(foundry_accounts, foundry_deployments)
         obj = _object(meta, namespace, name)
         try:
-            done = await ctx.deployments.delete(obj, spec, status, world)
+            async with ctx.busy[obj.owner]:
+                done = await ctx.deployments.delete(obj, spec, status, world)
         except (
             AzureTransient,
             PrincipalUnavailable,
@@ -381,6 +413,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             )
             raise kopf.TemporaryError(message, delay=ctx.settings.transient_retry_seconds) from exc
         ctx.record_readiness(obj.owner, None)
-        kopf.info(body, reason="Deleted", message=done)
+        ctx.busy.pop(obj.owner, None)
+        kopf.event(body, type="Normal", reason="Deleted", message=done)
 
     return registry

@@ -78,3 +78,10 @@ def azure_deployments(
         record.name: record
         for record in box.azure.state.get_account(resource_group, account).deployments.values()
     }
+
+
+def inject(box: Sandbox, **fault: Any) -> Any:
+    """Inject a fault into the Azure emulator (same fields as POST /_emulator/faults)."""
+    from foundry_emulator.azure.faults import FaultSpec
+
+    return box.azure.faults.add(FaultSpec(**fault))
