@@ -267,7 +267,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 delay=ctx.settings.transient_retry_seconds,
             )
         await ctx.azure.delete_account(coords)
-        kopf.event(body, type="Normal", reason="AccountDeleted", message=f"deleted Azure account {parsed.account_name}")
+        kopf.event(
+            body,
+            type="Normal",
+            reason="AccountDeleted",
+            message=f"deleted Azure account {parsed.account_name}",
+        )
 
     # -- FoundryDeployment -------------------------------------------------------------------------
 
