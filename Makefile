@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests $(wildcard bench)
+	$(BIN)/ruff format --check operator tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
