@@ -52,6 +52,7 @@ from foundry_operator.placement import (
     Placement,
     Refusal,
     place,
+    refusal_message,
     resolve_version,
     retirement_warning,
 )
@@ -261,19 +262,11 @@ class DeploymentReconciler:
         )
         if placement.chosen is None:
             offered, alternatives = await self._where_else(obj, spec, usable, catalogs, world)
-            placement = place(
-                request,
-                candidates,
-                catalogs,
-                usages,
-                now,
-                current_account=current_ref,
-                deployed_capacity=deployed_capacity,
-                offered_regions=offered,
-            )
             outcome.status["candidates"] = _candidate_status(placement)
             reason = (placement.refusal or Refusal.ACCOUNT_UNAVAILABLE).value
-            message = placement.message + (f". {alternatives}" if alternatives else "")
+            message = refusal_message(request, placement.verdicts, offered) + (
+                f". {alternatives}" if alternatives else ""
+            )
             return self._stalled(outcome, reason, message, ConditionUpdate(PLACED, False, reason, message))
 
         chosen = placement.chosen

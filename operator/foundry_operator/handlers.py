@@ -321,25 +321,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     @kopf.timer(
         *DEPLOYMENTS, id="deployment-resync", interval=resync, initial_delay=resync, registry=registry
     )
-    async def deployment_resync(
-        namespace: str,
-        name: str,
-        spec: kopf.Spec,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        patch: kopf.Patch,
-        body: kopf.Body,
-        foundry_accounts: kopf.Index[Any, Any],
-        foundry_deployments: kopf.Index[Any, Any],
-        **_: Any,
-    ) -> None:
+    async def deployment_resync(namespace: str, name: str, **kwargs: Any) -> None:
         lock = ctx.busy[f"{namespace}/{name}"]
         if lock.locked():
             return  # a change handler is at work on this object; the next tick will look again
         async with lock:
-            await resync_deployment(
-                namespace, name, spec, meta, status, patch, body, foundry_accounts, foundry_deployments
-            )
+            await resync_deployment(namespace=namespace, name=name, **kwargs)
 
     async def resync_deployment(
         namespace: str,
@@ -351,6 +338,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         body: kopf.Body,
         foundry_accounts: kopf.Index[Any, Any],
         foundry_deployments: kopf.Index[Any, Any],
+        **_: Any,
     ) -> None:
         if meta.get("deletionTimestamp"):
             return

@@ -222,15 +222,23 @@ def place(
     if chosen is not None:
         message = f"placed on {chosen.candidate.account_name} in {chosen.candidate.region}: {chosen.reason}"
         return Placement(chosen, tuple(verdicts), message, tuple(offered_regions))
+    message = refusal_message(request, verdicts, offered_regions)
+    return Placement(None, tuple(verdicts), message, tuple(offered_regions))
+
+
+def refusal_message(
+    request: DeploymentRequest, verdicts: Sequence[Verdict], offered_regions: Sequence[str] = ()
+) -> str:
+    """Why nothing could be placed: each candidate's reason, and where the model is offered instead."""
     reasons = "; ".join(f"{v.candidate.ref}: {v.reason}" for v in verdicts)
     message = f"{_label(request, None)} cannot be placed on any candidate account. {reasons}"
-    candidate_regions = {normalize_region(c.region) for c in candidates if c.region}
+    candidate_regions = {normalize_region(v.candidate.region) for v in verdicts if v.candidate.region}
     elsewhere = [region for region in offered_regions if normalize_region(region) not in candidate_regions]
     if offered_regions:
         message += f". Offered in {', '.join(offered_regions)}"
         if elsewhere:
             message += f": add a FoundryAccount in {', '.join(elsewhere)} to spec.accounts"
-    return Placement(None, tuple(verdicts), message, tuple(offered_regions))
+    return message
 
 
 def retirement_warning(offer: ModelOffer, now: datetime, window: timedelta) -> str | None:

@@ -400,6 +400,10 @@ class AzureGateway:
 
     async def delete_deployment(self, coords: AccountCoordinates, name: str, region: str | None) -> None:
         async def operation() -> None:
+            # An operation may still run on it (ours, started before a restart, or someone
+            # else's): Azure would refuse the DELETE with RequestConflict, so wait it out first.
+            if await self.wait_until_settled(coords, name) is None:
+                return  # already gone: the goal is reached
             try:
                 poller = await self.client(coords).deployments.begin_delete(
                     coords.resource_group, coords.account_name, name
