@@ -185,9 +185,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         )
         conditions = apply_outcome(patch, status, outcome, meta.get("generation"), body)
         ready = is_true(conditions, READY)
-        ctx.metrics.reconcile_seconds.labels("FoundryAccount", "ready" if ready else "not-ready").observe(
-            time.monotonic() - started
-        )
+        ctx.metrics.reconcile_seconds.labels(
+            "FoundryAccount", "apply", "ready" if ready else "not-ready"
+        ).observe(time.monotonic() - started)
         if parsed.primary and ready:
             # The namespace's FOUNDRY_ENDPOINT may have changed: re-render its ConfigMaps.
             endpoint = primary_endpoint(outcome.status.get("endpoints") or {}, outcome.status.get("endpoint"))
@@ -292,7 +292,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         outcome = await ctx.deployments.reconcile(obj, spec, status, world)
         conditions = apply_outcome(patch, status, outcome, obj.generation, body)
         ctx.record_readiness(obj.owner, conditions)
-        ctx.metrics.reconcile_seconds.labels("FoundryDeployment", kind).observe(time.monotonic() - started)
+        result = "ready" if is_true(conditions, READY) else ("retry" if outcome.retry_after else "not-ready")
+        ctx.metrics.reconcile_seconds.labels("FoundryDeployment", kind, result).observe(
+            time.monotonic() - started
+        )
         return outcome
 
     @kopf.on.resume(*DEPLOYMENTS, id="deployment", registry=registry)

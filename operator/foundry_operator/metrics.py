@@ -10,8 +10,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self.reconcile_seconds = Histogram(
             "foundry_reconcile_duration_seconds",
-            "Duration of one reconciliation.",
-            ["kind", "outcome"],
+            "Duration of one reconciliation, by what triggered it (apply, resync, repair) and its outcome.",
+            ["kind", "trigger", "outcome"],
             registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )

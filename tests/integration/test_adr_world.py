@@ -60,3 +60,43 @@ async def test_catalog_is_read_once_per_region_not_per_object(box: Sandbox) -> N
     catalog_reads = arm_requests(box, "GET", "location.models")
     regions = sorted(entry["path"].split("/locations/")[1].split("/")[0] for entry in catalog_reads)
     assert regions == ["eastus2", "westus"]
+
+
+async def test_metrics_count_arm_requests_cache_use_and_readiness(box: Sandbox) -> None:
+    handle = await box.start_operator()
+    await box.apply(examples(), NAMESPACE)
+    for name in ("gpt-5.4", "reasoning-pro", "gpt-5.3-codex", "gpt-5.1-codex", "deepseek-v3.2", "kimi-k2.6"):
+        await box.wait_condition("FoundryDeployment", NAMESPACE, name, timeout=60)
+    registry = handle.metrics.registry
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert value("foundry_arm_requests_total", operation="deployment", method="PUT", status="201") == 6
+    assert value("foundry_arm_requests_total", operation="location.models", method="GET", status="200") == 2
+    # Six objects, two regions: all but the first lookup per region were served by the cache.
+    assert value("foundry_cache_lookups_total", cache="catalog", result="miss") == 2
+    assert (
+        value("foundry_cache_lookups_total", cache="catalog", result="hit")
+        + value("foundry_cache_lookups_total", cache="catalog", result="shared")
+        >= 4
+    )
+    assert value("foundry_deployments", status="True", reason="Ready") == 6
+    assert (
+        value(
+            "foundry_quota_headroom",
+            subscription=box.azure.subscription_id,
+            region="eastus2",
+            usage="OpenAI.GlobalStandard.gpt-5.4-pro",
+        )
+        == 200
+    )
+    assert (
+        value(
+            "foundry_reconcile_duration_seconds_count",
+            kind="FoundryDeployment",
+            trigger="apply",
+            outcome="ready",
+        )
+        == 6
+    )

@@ -1,0 +1,204 @@
+"""Reliability fixtures: the integration world (tests/integration/conftest.py), a third Azure
+account, and a ledger of what the suite did (faults injected, kills, restarts) for
+docs/reliability.md. The ledger is printed at the end of the run and written to
+build/reliability-counts.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from foundry_emulator.azure.faults import Fault, FaultSpec
+from foundry_emulator.azure.scenario import Account, Scenario
+from foundry_emulator.kube import FaultRule
+from foundry_emulator.sandbox import OperatorProcess, Sandbox, sandbox
+from foundry_operator.settings import OperatorSettings
+from tests.integration.conftest import ROOT, quick_scenario
+
+RESOURCE_GROUP = "aucert-foundation-rg"
+SUBSCRIPTION = "3c2b1a09-8f7e-4d6c-9b5a-1e2d3c4b5a69"
+# A third account (westus), so that three writes can be in flight at once (one per account).
+THIRD_ACCOUNT = "aucert-ai-west2"
+
+
+class Ledger:
+    """Counts across the whole reliability run (faults are counted by the requests they hit)."""
+
+    def __init__(self) -> None:
+        self.azure_faults: list[Fault] = []
+        self.kube_rules: list[FaultRule] = []
+        self.counts: Counter[str] = Counter()
+
+    def totals(self) -> dict[str, int]:
+        totals = dict(self.counts)
+        totals["azure_faults_hit"] = sum(fault.hits for fault in self.azure_faults)
+        totals["azure_fault_rules"] = len(self.azure_faults)
+        totals["kube_faults_hit"] = sum(rule_used(rule) for rule in self.kube_rules)
+        return dict(sorted(totals.items()))
+
+
+LEDGER = Ledger()
+_INITIAL: dict[int, int] = {}
+
+
+def rule_used(rule: FaultRule) -> int:
+    return _INITIAL.get(id(rule), rule.remaining) - rule.remaining
+
+
+def reliability_scenario() -> Scenario:
+    scenario = quick_scenario()
+    scenario.accounts.append(
+        Account(
+            resourceGroup=RESOURCE_GROUP,
+            name=THIRD_ACCOUNT,
+            location="westus",
+            kind="AIServices",
+            customSubDomainName=THIRD_ACCOUNT,
+        )
+    )
+    return scenario
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    async with sandbox(tmp_path, reliability_scenario()) as world:
+        try:
+            yield world
+        finally:
+            tally_kube(world)
+
+
+def tally_kube(world: Sandbox) -> None:
+    """Kubernetes faults a sandbox produced: RBAC refusals (403) by the tests' authorizers."""
+    LEDGER.counts["kube_forbidden_403"] += sum(1 for e in world.kube.requests if e.status == 403)
+
+
+def inject(box: Sandbox, **fault: Any) -> Fault:
+    """An Azure fault (the fields of POST /_emulator/faults), counted in the ledger."""
+    added = box.azure.faults.add(FaultSpec(**fault))
+    LEDGER.azure_faults.append(added)
+    return added
+
+
+def kube_fail(box: Sandbox, count: int, **criteria: Any) -> FaultRule:
+    rule = box.kube.fail_next(count, **criteria)
+    _INITIAL[id(rule)] = count
+    LEDGER.kube_rules.append(rule)
+    return rule
+
+
+def kube_conflict(box: Sandbox, resource: str, count: int, name: str | None = None) -> FaultRule:
+    rule = box.kube.conflict_next(resource, count, name=name)
+    _INITIAL[id(rule)] = count
+    LEDGER.kube_rules.append(rule)
+    return rule
+
+
+def close_watches(box: Sandbox, **kwargs: Any) -> int:
+    closed = box.kube.close_watches(**kwargs)
+    LEDGER.counts["kube_watches_broken"] += closed
+    return closed
+
+
+async def start_process(
+    box: Sandbox, settings: OperatorSettings, *, restart: bool = False
+) -> OperatorProcess:
+    proc = await box.start_operator_process(settings)
+    LEDGER.counts["operator_restarts" if restart else "operator_starts"] += 1
+    return proc
+
+
+async def kill(proc: OperatorProcess) -> None:
+    await proc.kill()
+    LEDGER.counts["operator_kills_sigkill"] += 1
+
+
+def account_docs(
+    *,
+    third: bool = False,
+    allowed: list[str] | None = None,
+    secret: str | None = None,
+) -> list[dict[str, Any]]:
+    """FoundryAccounts west (aucert-ai, primary), east (aucert-ai-east) and optionally west2."""
+    names = [("west", "aucert-ai", True), ("east", "aucert-ai-east", False)]
+    if third:
+        names.append(("west2", THIRD_ACCOUNT, False))
+    docs = []
+    for name, account, primary in names:
+        spec: dict[str, Any] = {
+            "subscriptionId": SUBSCRIPTION,
+            "resourceGroup": RESOURCE_GROUP,
+            "accountName": account,
+            "primary": primary,
+        }
+        if allowed is not None:
+            spec["allowedNamespaces"] = allowed
+        if secret is not None:
+            spec["credentials"] = {"source": "Secret", "secretRef": {"name": secret}}
+        docs.append(
+            {
+                "apiVersion": "foundry.llmops.io/v1alpha1",
+                "kind": "FoundryAccount",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        )
+    return docs
+
+
+async def put_configmap(box: Sandbox, namespace: str, data: dict[str, str], name: str = "llm-config") -> None:
+    await box.ensure_namespace(namespace)
+    body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name), data=data)
+    await asyncio.to_thread(box.core.create_namespaced_config_map, namespace, body)
+
+
+async def status_of(
+    box: Sandbox, namespace: str, name: str, kind: str = "FoundryDeployment"
+) -> dict[str, Any]:
+    obj = await box.get(kind, namespace, name)
+    return dict(obj.get("status") or {})
+
+
+async def converged(box: Sandbox, namespace: str, name: str, **expected: Any) -> bool:
+    """Ready=True for the current generation, and the status fields given."""
+    obj = await box.get("FoundryDeployment", namespace, name)
+    status = obj.get("status") or {}
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    return bool(
+        ready
+        and ready.get("status") == "True"
+        and status.get("observedGeneration") == obj["metadata"].get("generation")
+        and all(status.get(key) == value for key, value in expected.items())
+    )
+
+
+async def gone(box: Sandbox, namespace: str, name: str, kind: str = "FoundryDeployment") -> bool:
+    return name not in {o["metadata"]["name"] for o in await box.list(kind, namespace)}
+
+
+async def wait_true(box: Sandbox, check: Callable[[], Any], timeout: float, what: str) -> Any:
+    return await box.wait_for(check, timeout, interval=0.1, what=what)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    passed = [r for r in terminalreporter.stats.get("passed", []) if "tests/reliability" in r.nodeid]
+    if not passed:
+        return
+    totals = {"tests_passed": len(passed), **LEDGER.totals()}
+    terminalreporter.write_sep("-", "reliability ledger")
+    for key, value in totals.items():
+        terminalreporter.write_line(f"{key}: {value}")
+    target = ROOT / "build" / "reliability-counts.json"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(totals, indent=2) + "\n")
+    except OSError:
+        pass
