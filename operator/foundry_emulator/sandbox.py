@@ -48,7 +48,7 @@ def crd_documents() -> list[dict[str, Any]]:
 
 
 def admission(
-    group: str, resource: str, obj: dict[str, Any], old: dict[str, Any] | None
+    resource: str, group: str, obj: dict[str, Any], old: dict[str, Any] | None
 ) -> list[dict[str, str]]:
     """The API server's schema + CEL validation, from the same CRDs (the real validator)."""
     if group != GROUP:

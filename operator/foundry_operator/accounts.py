@@ -46,6 +46,7 @@ def _not_ready(outcome: Outcome, reason: str, message: str, *, stalled: bool) ->
         ConditionUpdate(RECONCILING, not stalled, reason, message),
     ]
     outcome.warn(reason, message)
+    outcome.retry_message = message
     return outcome
 
 
@@ -73,12 +74,19 @@ async def reconcile_account(
             outcome.note("AccountCreated", f"created Azure account {spec.account_name} in {spec.location}")
     except ClientAuthenticationError as exc:
         outcome.retry_after = retry_seconds * 4
-        return _not_ready(outcome, "AzureAuthenticationFailed", _short(str(exc)), stalled=False), coords
+        message = f"{_short(str(exc))} (fix: check {_identity(namespace, spec)})"
+        return _not_ready(outcome, "AzureAuthenticationFailed", message, stalled=False), coords
     except HttpResponseError as exc:
         code = error_code(exc) or f"HTTP{exc.status_code}"
         transient = exc.status_code in (401, 403, 408, 429) or (exc.status_code or 0) >= 500
-        outcome.retry_after = retry_seconds * (4 if exc.status_code in (401, 403) else 1)
-        return _not_ready(outcome, code, f"Azure: {error_message(exc)}", stalled=not transient), coords
+        # Azure refused the request as such (a location, a subdomain): asking again changes
+        # nothing until the spec does, or until the periodic resync looks again.
+        outcome.retry_after = (
+            retry_seconds * (4 if exc.status_code in (401, 403) else 1) if transient else None
+        )
+        fix = _ACCOUNT_FIXES.get(code, "").format(identity=_identity(namespace, spec))
+        message = f"Azure: {error_message(exc)}" + (f" (fix: {fix})" if fix else "")
+        return _not_ready(outcome, code, message, stalled=not transient), coords
     except (ServiceRequestError, ConflictPersists, OSError) as exc:
         outcome.retry_after = retry_seconds
         return _not_ready(outcome, "AzureUnreachable", _short(str(exc)), stalled=False), coords
@@ -112,6 +120,22 @@ async def reconcile_account(
         ConditionUpdate(RECONCILING, False, "AccountReady"),
     ]
     return outcome, coords
+
+
+# What to change for the Azure refusals an account meets (Azure's own message says what is wrong).
+_ACCOUNT_FIXES = {
+    "AuthorizationFailed": "give {identity} a role on the account (see docs/install.md)",
+    "LocationNotAvailableForResourceType": "set spec.location to one of the regions Azure lists",
+    "CustomDomainInUse": "set spec.customSubDomainName to a subdomain no other account uses",
+    "InvalidAuthenticationTokenTenant": "check {identity}: its tenant must own spec.subscriptionId",
+}
+
+
+def _identity(namespace: str, spec: FoundryAccountSpec) -> str:
+    """The identity that speaks for this account, named for a message (never its secret)."""
+    if spec.credentials.source == CredentialSource.SECRET and spec.credentials.secret_ref is not None:
+        return f"the service principal in Secret {namespace}/{spec.credentials.secret_ref.name} (spec.credentials.secretRef)"
+    return "the operator's own identity (workload identity, or AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
 
 
 def _short(text: str) -> str:

@@ -7,7 +7,7 @@ patch, Events and retries.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,7 +87,7 @@ class World:
 
     account: Callable[[str, str], AccountView | None]
     claims: Callable[[str, str], list[Claim]]
-    published: Callable[[str, str], list[PublishedEntry]]
+    published: Callable[[str, str], Iterable[PublishedEntry]]
     primary_endpoint: Callable[[str], str | None]
     all_accounts: Callable[[], list[AccountView]]
 
@@ -133,7 +133,7 @@ class DeploymentReconciler:
             field = f"spec.accounts[{index}]"
             problem: str | None = None
             if view is None:
-                problem = f"FoundryAccount {namespace}/{name} ({field}) does not exist"
+                problem = f"FoundryAccount {namespace}/{name} ({field}) does not exist: create it, or correct {field}"
             elif not view.allows(obj.namespace):
                 problem = (
                     f"FoundryAccount {namespace}/{name} ({field}) does not allow namespace {obj.namespace}: "
@@ -181,6 +181,13 @@ class DeploymentReconciler:
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         try:
             return await self._reconcile(obj, spec, status, world, outcome)
+        except ConflictPersists as exc:
+            # Azure answered, but someone else's write kept the account busy through every attempt.
+            message = (
+                f"RequestConflict: {_first_line(exc)} (another writer, not this operator, keeps the "
+                "Azure account busy; retrying with backoff)"
+            )
+            return self._transient(outcome, "AccountBusy", message)
         except TRANSIENT_AZURE_ERRORS as exc:
             return self._transient(outcome, "AzureUnavailable", f"Azure did not answer: {_first_line(exc)}")
         except ClientAuthenticationError as exc:
@@ -230,7 +237,9 @@ class DeploymentReconciler:
             waiting = [c for c in candidates if c.problem and "is not Ready" in c.problem]
             reasons = "; ".join(f"{c.ref}: {c.problem}" for c in candidates)
             outcome.status["candidates"] = [
-                {"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""}
+                _without_nulls(
+                    {"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""}
+                )
                 for c in candidates
             ]
             if waiting:
@@ -267,6 +276,13 @@ class DeploymentReconciler:
             message = refusal_message(request, placement.verdicts, offered) + (
                 f". {alternatives}" if alternatives else ""
             )
+            if reason == Refusal.MODEL_NOT_OFFERED.value and not offered and not alternatives:
+                unknown = all(v.suggestion is None for v in placement.verdicts)
+                if unknown:  # in no region at all: most likely a typo in the name
+                    message += (
+                        f". No region offers {spec.model.format} model {spec.model.name}: check spec.model.name "
+                        "and spec.model.format against the catalog (foundry-operator catalog)"
+                    )
             return self._stalled(outcome, reason, message, ConditionUpdate(PLACED, False, reason, message))
 
         chosen = placement.chosen
@@ -287,6 +303,18 @@ class DeploymentReconciler:
                 message,
                 ConditionUpdate(CONFLICT, True, "DeploymentOwned", message),
                 ConditionUpdate(PLACED, False, "Conflict", message),
+            )
+
+        # Keys an older object already publishes: refused before paying for a deployment no key
+        # would point at (a deployed object that later loses a key is handled when publishing).
+        held = self._keys_held(obj, keys, spec.config_map_name, world)
+        if held and not status.get("resourceId"):
+            winners = ", ".join(f"{key} (held by {owner})" for key, owner in sorted(held.items()))
+            message = (
+                f"keys already published by another FoundryDeployment: {winners}; choose other spec.keys"
+            )
+            return self._stalled(
+                outcome, "KeyConflict", message, ConditionUpdate(PUBLISHED, False, "KeyConflict", message)
             )
 
         existing = await self.azure.get_deployment(coords, deployment_name)
@@ -330,7 +358,9 @@ class DeploymentReconciler:
             rai_policy_name=spec.rai_policy_name,
             owner=obj.owner,
         )
-        snapshot = await self._deploy(coords, view, desired, existing, obj, outcome)
+        snapshot = await self._deploy(
+            coords, view, desired, existing, obj, outcome, replacement=chosen.offer.replacement
+        )
         if snapshot is None:
             return outcome
 
@@ -505,6 +535,14 @@ class DeploymentReconciler:
             return pending
         return None
 
+    def _keys_held(self, obj: ObjectRef, keys: list[str], config_map: str, world: World) -> dict[str, str]:
+        """Which of `keys` an older object publishes in the ConfigMap (key -> owner)."""
+        held: dict[str, str] = {}
+        for entry in world.published(obj.namespace, config_map):
+            if entry.owner != obj.owner and (entry.created, entry.owner) < (obj.created, obj.owner):
+                held.update({key: entry.owner for key in entry.keys if key in keys})
+        return held
+
     def release_claims(self, owner: str) -> None:
         for key in [key for key, holder in self._pending_claims.items() if holder == owner]:
             del self._pending_claims[key]
@@ -517,6 +555,7 @@ class DeploymentReconciler:
         existing: DeploymentSnapshot | None,
         obj: ObjectRef,
         outcome: Outcome,
+        replacement: str | None = None,
     ) -> DeploymentSnapshot | None:
         """Create, update, adopt or leave the Azure deployment. None: the outcome already says why not."""
         model_changed = existing is not None and not _same_model_names(existing, desired)
@@ -548,7 +587,8 @@ class DeploymentReconciler:
                 raise
             code = error_code(exc) or f"HTTP{exc.status_code}"
             message = (
-                f"Azure refused {desired.name} on {view.spec.account_name}: {code}: {error_message(exc)}"
+                f"Azure refused {desired.name} on {view.spec.account_name}: {code}: {error_message(exc)} "
+                f"(fix: {_fix_for_refusal(code, replacement)})"
             )
             self._stalled(outcome, code, message, ConditionUpdate(DEPLOYED, False, code, message))
             outcome.status["failedGeneration"] = obj.generation
@@ -709,19 +749,37 @@ class DeploymentReconciler:
         return None
 
 
+def _fix_for_refusal(code: str, replacement: str | None) -> str:
+    """What to change when Azure refuses a write as invalid (it is not retried until the spec changes)."""
+    if code in ("ServiceModelDeprecating", "ServiceModelDeprecated"):
+        return "change spec.model" + (f" to the catalog's replacement, {replacement}" if replacement else "")
+    if code == "InsufficientQuota":
+        return "lower spec.sku.capacity, or request more quota for the region"
+    if code == "CannotChangeDeploymentModel":
+        return "set spec.deploymentName to a new name"
+    return "change spec.model or spec.sku as Azure's message says"
+
+
 def _candidate_status(placement: Placement) -> list[dict[str, Any]]:
     chosen_ref = placement.chosen.candidate.ref if placement.chosen else None
     return [
-        {
-            "account": verdict.candidate.ref,
-            "region": verdict.candidate.region,
-            "eligible": verdict.eligible,
-            "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
-            + verdict.reason
-            + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
-        }
+        _without_nulls(
+            {
+                "account": verdict.candidate.ref,
+                "region": verdict.candidate.region,
+                "eligible": verdict.eligible,
+                "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
+                + verdict.reason
+                + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
+            }
+        )
         for verdict in placement.verdicts
     ]
+
+
+def _without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
+    """A status list entry without null fields: the schema types them as strings, not nullable."""
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def _same_model(existing: DeploymentSnapshot, spec: FoundryDeploymentSpec) -> bool:
@@ -757,5 +815,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
-def seed_entries(values: Iterable[PublishedEntry | Any]) -> list[PublishedEntry]:
-    return [value for value in values if isinstance(value, PublishedEntry)]
+def seed_entries(values: Iterable[PublishedEntry | Any]) -> Iterator[PublishedEntry]:
+    # Lazy: the publisher reads a seed once per ConfigMap, so building a list of every object's
+    # entry on each publish made each resync round quadratic in the number of objects.
+    return (value for value in values if isinstance(value, PublishedEntry))

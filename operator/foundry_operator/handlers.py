@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,18 +61,30 @@ class OperatorContext:
     # lock keeps one reconciliation per object at a time (a resync tick skips a busy object).
     busy: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
+    ready_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
     def record_readiness(self, owner: str, conditions: list[dict[str, Any]] | None) -> None:
+        # Counted incrementally: every resync of every object lands here, and recounting all
+        # objects each time made a resync round quadratic in their number.
         ready = condition(conditions, READY)
-        if ready is None:
+        new = None if ready is None else (str(ready.get("status")), str(ready.get("reason")))
+        old = self.ready_by_owner.get(owner)
+        if new == old:
+            return
+        gauge = self.metrics.deployments_by_condition
+        if old is not None:
+            self.ready_counts[old] -= 1
+            if self.ready_counts[old] > 0:
+                gauge.labels(*old).set(self.ready_counts[old])
+            else:
+                del self.ready_counts[old]
+                gauge.remove(*old)
+        if new is None:
             self.ready_by_owner.pop(owner, None)
         else:
-            self.ready_by_owner[owner] = (str(ready.get("status")), str(ready.get("reason")))
-        self.metrics.deployments_by_condition.clear()
-        counts: dict[tuple[str, str], int] = {}
-        for key in self.ready_by_owner.values():
-            counts[key] = counts.get(key, 0) + 1
-        for (status, reason), count in counts.items():
-            self.metrics.deployments_by_condition.labels(status, reason).set(count)
+            self.ready_by_owner[owner] = new
+            self.ready_counts[new] += 1
+            gauge.labels(*new).set(self.ready_counts[new])
 
 
 def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Index[Any, Any]) -> World:
@@ -83,7 +95,7 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
     def claims(account_id: str, deployment_name: str) -> list[Claim]:
         return list(deployments_index.get(claim_key(account_id, deployment_name), []))
 
-    def published(namespace: str, config_map: str) -> list[Any]:
+    def published(namespace: str, config_map: str) -> Iterable[Any]:
         return seed_entries(deployments_index.get(("published", namespace, config_map), []))
 
     def primary(namespace: str) -> str | None:
@@ -118,6 +130,17 @@ def apply_outcome(
     for note in outcome.events:
         kopf.event(body, type=note.type, reason=note.reason, message=note.message)
     return conditions
+
+
+# Consecutive failed attempts of one handler back off exponentially, up to the resync interval
+# (which looks at every object again anyway): an object waiting on a broken account, or through a
+# long Azure outage, costs a few requests an hour instead of one every few seconds.
+BACKOFF_DOUBLINGS = 6
+
+
+def backoff(delay: float, retry: int, cap: float) -> float:
+    """The delay before attempt `retry + 1` (kopf counts the retries of a handler from 0)."""
+    return min(delay * 2 ** min(max(retry, 0), BACKOFF_DOUBLINGS), max(cap, delay))
 
 
 def _object(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> ObjectRef:
@@ -177,6 +200,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         body: kopf.Body,
         foundry_deployments: kopf.Index[Any, Any],
         raise_retry: bool,
+        retry: int = 0,
     ) -> None:
         started = time.monotonic()
         parsed = FoundryAccountSpec.model_validate(dict(spec))
@@ -199,7 +223,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                     seed=seed_entries(foundry_deployments.get(("published", namespace, config_map), [])),
                 )
         if outcome.retry_after and raise_retry:
-            raise kopf.TemporaryError(outcome.retry_message or "account not ready", delay=outcome.retry_after)
+            raise kopf.TemporaryError(
+                outcome.retry_message or "account not ready",
+                delay=backoff(outcome.retry_after, retry, resync),
+            )
 
     @kopf.on.resume(*ACCOUNTS, id="account", registry=registry)
     @kopf.on.create(*ACCOUNTS, id="account", registry=registry)
@@ -213,11 +240,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         patch: kopf.Patch,
         body: kopf.Body,
         foundry_deployments: kopf.Index[Any, Any],
+        retry: int = 0,
         **_: Any,
     ) -> None:
         async with ctx.busy[f"account:{namespace}/{name}"]:
             await reconcile_account_object(
-                namespace, name, spec, meta, status, patch, body, foundry_deployments, True
+                namespace, name, spec, meta, status, patch, body, foundry_deployments, True, retry
             )
 
     @kopf.timer(*ACCOUNTS, id="account-resync", interval=resync, initial_delay=resync, registry=registry)
@@ -311,6 +339,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         body: kopf.Body,
         foundry_accounts: kopf.Index[Any, Any],
         foundry_deployments: kopf.Index[Any, Any],
+        retry: int = 0,
         **_: Any,
     ) -> None:
         world = make_world(foundry_accounts, foundry_deployments)
@@ -319,7 +348,10 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 namespace, name, spec, meta, status, patch, body, world, "apply"
             )
         if outcome.retry_after:
-            raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=outcome.retry_after)
+            raise kopf.TemporaryError(
+                outcome.retry_message or "not converged yet",
+                delay=backoff(outcome.retry_after, retry, resync),
+            )
 
     @kopf.timer(
         *DEPLOYMENTS, id="deployment-resync", interval=resync, initial_delay=resync, registry=registry
@@ -387,6 +419,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         body: kopf.Body,
         foundry_accounts: kopf.Index[Any, Any],
         foundry_deployments: kopf.Index[Any, Any],
+        retry: int = 0,
         **_: Any,
     ) -> None:
         world = make_world(foundry_accounts, foundry_deployments)
@@ -407,7 +440,8 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 [ConditionUpdate(READY, False, "DeletionBlocked", message)],
                 obj.generation,
             )
-            raise kopf.TemporaryError(message, delay=ctx.settings.transient_retry_seconds) from exc
+            delay = backoff(ctx.settings.transient_retry_seconds, retry, resync)
+            raise kopf.TemporaryError(message, delay=delay) from exc
         ctx.record_readiness(obj.owner, None)
         ctx.busy.pop(obj.owner, None)
         kopf.event(body, type="Normal", reason="Deleted", message=done)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
@@ -59,6 +60,8 @@ class _ConfigMapState:
     flushed_generation: int = -1
     last: Rendering = field(default_factory=lambda: Rendering({}))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    seeded: bool = False
+    verified_at: float = float("-inf")  # when a flush last saw the ConfigMap hold `last`
 
 
 class ConfigMapPublisher:
@@ -68,10 +71,19 @@ class ConfigMapPublisher:
     statuses for objects not yet seen since start, so a restart never drops another object's keys.
     """
 
-    def __init__(self, core: k8s.CoreV1Api, metrics: Metrics, debounce_seconds: float) -> None:
+    def __init__(
+        self,
+        core: k8s.CoreV1Api,
+        metrics: Metrics,
+        debounce_seconds: float,
+        verify_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._core = core
         self._metrics = metrics
         self._debounce = debounce_seconds
+        self._verify_seconds = verify_seconds
+        self._clock = clock
         self._states: defaultdict[tuple[str, str], _ConfigMapState] = defaultdict(_ConfigMapState)
 
     def known_configmaps(self, namespace: str) -> list[str]:
@@ -86,10 +98,29 @@ class ConfigMapPublisher:
         owner: str | None = None,
         entry: PublishedEntry | None = None,
     ) -> Rendering:
-        """Record `owner`'s entry (None withdraws it) and wait until the ConfigMap reflects it."""
+        """Record `owner`'s entry (None withdraws it) and wait until the ConfigMap reflects it.
+
+        A resync republishes every object, most of them unchanged: an entry that is already in the
+        ConfigMap, as a flush saw less than `verify_seconds` ago, returns at once instead of
+        rendering every entry and reading the ConfigMap again (per object, that was quadratic in
+        the number of objects). A ConfigMap edited by hand is still repaired within that time.
+        """
         state = self._states[(namespace, name)]
-        for seeded in seed:
-            state.entries.setdefault(seeded.owner, seeded)
+        if not state.seeded:
+            # kopf fills its indexes before any handler runs, so the first seed holds every
+            # object published before a restart; later objects publish their own entries.
+            for seeded in seed:
+                state.entries.setdefault(seeded.owner, seeded)
+            state.seeded = True
+        if (
+            owner is not None
+            and owner in state.entries
+            and state.entries[owner] == entry
+            and state.primary == primary
+            and state.flushed_generation == state.generation
+            and self._clock() - state.verified_at < self._verify_seconds
+        ):
+            return state.last
         if owner is not None:
             state.entries[owner] = entry
         state.primary = primary
@@ -105,6 +136,7 @@ class ConfigMapPublisher:
             await asyncio.to_thread(self._write, namespace, name, rendering)
             state.flushed_generation = generation
             state.last = rendering
+            state.verified_at = self._clock()
             return rendering
 
     def _write(self, namespace: str, name: str, rendering: Rendering) -> None:

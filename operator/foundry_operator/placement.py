@@ -119,10 +119,19 @@ def evaluate(
     if not offers:
         other_kind = catalog.offers_for(request.model_name, request.model_format)
         why = f"{_label(request, None)} is not offered in {where}"
+        formats = sorted(
+            {o.format for o in catalog.offers if o.name.lower() == request.model_name.lower()}
+            - {request.model_format}
+        )
+        suggestion = None  # where it is offered instead is added by whoever knows other regions
         if other_kind:
             kinds = sorted({offer.kind for offer in other_kind})
             why += f"; in {candidate.region} it is offered only to {', '.join(kinds)} accounts"
-        return Verdict(candidate, False, why, Refusal.MODEL_NOT_OFFERED)
+            suggestion = f"list a FoundryAccount of kind {' or '.join(kinds)} in spec.accounts"
+        elif formats:
+            why += f"; in {candidate.region} {request.model_name} has format {', '.join(formats)}"
+            suggestion = f"set spec.model.format to {formats[0]}"
+        return Verdict(candidate, False, why, Refusal.MODEL_NOT_OFFERED, suggestion=suggestion)
     offer = resolve_version(offers, request.model_version)
     if offer is None:
         versions = ", ".join(sorted({o.version for o in offers}))
@@ -230,7 +239,10 @@ def refusal_message(
     request: DeploymentRequest, verdicts: Sequence[Verdict], offered_regions: Sequence[str] = ()
 ) -> str:
     """Why nothing could be placed: each candidate's reason, and where the model is offered instead."""
-    reasons = "; ".join(f"{v.candidate.ref}: {v.reason}" for v in verdicts)
+    reasons = "; ".join(
+        f"{v.candidate.ref}: {v.reason}" + (f" (fix: {v.suggestion})" if v.suggestion else "")
+        for v in verdicts
+    )
     message = f"{_label(request, None)} cannot be placed on any candidate account. {reasons}"
     candidate_regions = {normalize_region(v.candidate.region) for v in verdicts if v.candidate.region}
     elsewhere = [region for region in offered_regions if normalize_region(region) not in candidate_regions]

@@ -56,7 +56,13 @@ def build_context(
 ) -> OperatorContext:
     core = k8s.CoreV1Api(api_client)
     gateway = AzureGateway(azure, settings, metrics)
-    publisher = ConfigMapPublisher(core, metrics, settings.configmap_debounce_seconds)
+    # An unchanged entry re-verifies the ConfigMap at most twice per resync period.
+    publisher = ConfigMapPublisher(
+        core,
+        metrics,
+        settings.configmap_debounce_seconds,
+        verify_seconds=settings.resync_interval_seconds / 2,
+    )
     reconciler = DeploymentReconciler(gateway, core, publisher, settings)
     return OperatorContext(settings, gateway, core, publisher, reconciler, metrics)
 

@@ -7,9 +7,12 @@ build/reliability-counts.json.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import pytest
 from kubernetes import client as k8s
 
 from foundry_emulator.azure.faults import Fault, FaultSpec
-from foundry_emulator.azure.scenario import Account, Scenario
+from foundry_emulator.azure.scenario import Account, CapacityRange, Principal, Scenario
 from foundry_emulator.kube import FaultRule
 from foundry_emulator.sandbox import OperatorProcess, Sandbox, sandbox
 from foundry_operator.settings import OperatorSettings
@@ -27,6 +30,11 @@ RESOURCE_GROUP = "aucert-foundation-rg"
 SUBSCRIPTION = "3c2b1a09-8f7e-4d6c-9b5a-1e2d3c4b5a69"
 # A third account (westus), so that three writes can be in flight at once (one per account).
 THIRD_ACCOUNT = "aucert-ai-west2"
+# A second identity with a role on the whole subscription, for per-account Secret credentials.
+CI_CLIENT_ID = "5e4d3c2b-1a09-4f8e-9d7c-6b5a4f3e2d1c"
+CI_CLIENT_SECRET = "canary-platform-ci-secret-0b7e9d"
+# A client secret that is wrong (Entra ID refuses it): error paths must not echo it either.
+WRONG_SECRET = "canary-wrong-client-secret-7c1d"
 
 
 class Ledger:
@@ -42,6 +50,9 @@ class Ledger:
         totals["azure_faults_hit"] = sum(fault.hits for fault in self.azure_faults)
         totals["azure_fault_rules"] = len(self.azure_faults)
         totals["kube_faults_hit"] = sum(rule_used(rule) for rule in self.kube_rules)
+        injected = ("azure_faults_hit", "azure_foreign_writes", "kube_faults_hit", "kube_forbidden_403")
+        extra = ("kube_interleaved_writes", "kube_watches_broken", "kube_configmaps_deleted_by_hand")
+        totals["faults_injected_total"] = sum(totals.get(key, 0) for key in (*injected, *extra))
         return dict(sorted(totals.items()))
 
 
@@ -55,6 +66,12 @@ def rule_used(rule: FaultRule) -> int:
 
 def reliability_scenario() -> Scenario:
     scenario = quick_scenario()
+    scenario.principals.append(
+        Principal(displayName="platform-ci", clientId=CI_CLIENT_ID, clientSecret=CI_CLIENT_SECRET)
+    )
+    # A capacity step other than 1 (as provisioned SKUs have), for the bad-input corpus.
+    nano = next(model for model in scenario.models if model.name == "gpt-5-nano")
+    nano.skus[0].capacity = CapacityRange(minimum=10, maximum=30000, step=10, default=100)
     scenario.accounts.append(
         Account(
             resourceGroup=RESOURCE_GROUP,
@@ -67,13 +84,49 @@ def reliability_scenario() -> Scenario:
     return scenario
 
 
+@asynccontextmanager
+async def world(state_dir: Path) -> AsyncIterator[Sandbox]:
+    async with sandbox(state_dir, reliability_scenario()) as box:
+        try:
+            yield box
+        finally:
+            tally_kube(box)
+        for process in box.processes:  # the operator processes' logs: no secret in any line
+            await process.stop()
+            text = process.log_path.read_text(errors="replace")
+            LEDGER.counts["log_bytes_scanned"] += len(text)
+            assert not leaks(text), f"secret values in {process.log_path}: {leaks(text)}"
+
+
 @pytest.fixture
 async def box(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with sandbox(tmp_path, reliability_scenario()) as world:
-        try:
-            yield world
-        finally:
-            tally_kube(world)
+    async with world(tmp_path) as box:
+        yield box
+
+
+def canaries() -> list[str]:
+    """Every secret value the reliability runs hand to the operator, raw and base64 (as in a Secret)."""
+    values = [p.clientSecret for p in reliability_scenario().principals if p.clientSecret] + [WRONG_SECRET]
+    return [*values, *(base64.b64encode(v.encode()).decode() for v in values)]
+
+
+CANARIES = canaries()
+
+
+def leaks(text: str) -> list[str]:
+    return [canary for canary in CANARIES if canary in text]
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every log record of every reliability test (the in-process operators') is scanned for secrets."""
+    for name in ("kopf", "foundry_operator", "azure.identity", "azure.core"):
+        caplog.set_level(logging.INFO, logger=name)
+    yield
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    LEDGER.counts["log_records_scanned"] += len(records)
+    found = {(r.name, canary) for r in records for canary in leaks(r.getMessage())}
+    assert not found, f"secret values in log records: {sorted(found)}"
 
 
 def tally_kube(world: Sandbox) -> None:
@@ -152,6 +205,16 @@ def account_docs(
             }
         )
     return docs
+
+
+async def put_secret(box: Sandbox, namespace: str, name: str, data: dict[str, str]) -> None:
+    await box.ensure_namespace(namespace)
+    body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), string_data=data)
+    await asyncio.to_thread(box.core.create_namespaced_secret, namespace, body)
+
+
+def principal_secret(tenant_id: str, client_id: str, client_secret: str) -> dict[str, str]:
+    return {"AZURE_TENANT_ID": tenant_id, "AZURE_CLIENT_ID": client_id, "AZURE_CLIENT_SECRET": client_secret}
 
 
 async def put_configmap(box: Sandbox, namespace: str, data: dict[str, str], name: str = "llm-config") -> None:

@@ -201,17 +201,23 @@ def _deployment_snapshot(deployment: sdk.Deployment) -> DeploymentSnapshot:
     )
 
 
-def _transport_trusting(ca_bundle: str) -> AioHttpTransport:
-    """An HTTP transport whose connections trust `ca_bundle`, with one TLS context for all of them.
+# Connections per management client. Paced at ARM's 25 reads/s, a handful are busy at a time;
+# aiohttp's default of 100 let a start-up burst open dozens, each with a 256 KiB TLS buffer.
+ARM_CONNECTIONS = 16
+
+
+def arm_transport(ca_bundle: str | None) -> AioHttpTransport:
+    """The HTTP transport of a management client: one TLS context and a bounded connection pool.
 
     Given `connection_verify=<CA file>`, azure-core builds a new SSLContext for every request, and
     aiohttp keys its connection pool by that context: each request then opens a new connection
-    with a full TLS handshake (the benchmark measured it as most of the latency of an LRO poll).
-    Built once on the session's connector, the context lets connections be kept alive and reused.
+    with a full TLS handshake (the benchmark measured a new connection per LRO poll, and 300 MiB
+    RSS at 60 deployments). Built once on the session's connector, the context (the CA file's,
+    or the system's) lets connections be kept alive and reused.
     """
-    context = ssl.create_default_context(cafile=ca_bundle)
+    context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=context),
+        connector=aiohttp.TCPConnector(ssl=context, limit=ARM_CONNECTIONS),
         # What azure-core's own session would use: proxies from the environment, no cookies,
         # bodies left compressed for the pipeline's content decoding.
         trust_env=True,
@@ -263,8 +269,7 @@ class AzureGateway:
                 "per_retry_policies": [ArmPacingPolicy(ArmPacing()), ArmMetricsPolicy(self.metrics)],
                 "polling_interval": self.settings.lro_poll_seconds,
             }
-            if self.azure.ca_bundle:
-                options["transport"] = _transport_trusting(self.azure.ca_bundle)
+            options["transport"] = arm_transport(self.azure.ca_bundle)
             self._clients[key] = CognitiveServicesManagementClient(
                 self._credential(coords.principal), coords.subscription_id, **options
             )
