@@ -1,0 +1,163 @@
+"""The two strategies users have today, with the real azure-mgmt-cognitiveservices aio client.
+
+* parallel: every PUT at once (Terraform's default parallelism, a Bicep file without
+  `@batchSize`); a 409 RequestConflict is a failed write, retried after an exponential backoff
+  with jitter (1 s doubling to 30 s, the shape of the Azure SDKs' own retry policies). 429s are
+  retried by the SDK's retry policy, honouring Retry-After, as every Azure client does; a 429
+  that outlasts those retries is a failed write too, retried the same way.
+* serial: one PUT after another, each waiting for its long-running operation (`-parallelism=1`,
+  `@batchSize(1)`, `dependsOn` chains: the documented workaround).
+
+Each run is its own process (`python -m bench.baselines JOB.json`), as Terraform or the Azure CLI
+would be, so the client does not share a CPU with the emulators; it prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.scenario import Planned
+    from bench.world import World
+
+SCOPE = "https://management.azure.com/.default"
+BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
+
+
+async def run_baseline(world: World, planned: list[Planned], mode: str) -> dict[str, Any]:
+    """Run one baseline against the world's Azure emulator, in a child process."""
+    from bench.scenario import RESOURCE_GROUP, account_name
+
+    job = {
+        "mode": mode,
+        "url": world.azure.url,
+        "ca_file": str(world.azure.ca_file),
+        "tenant_id": world.azure.tenant_id,
+        "client_id": world.azure.client_id,
+        "client_secret": world.azure.client_secret,
+        "subscription_id": world.azure.subscription_id,
+        "resource_group": RESOURCE_GROUP,
+        "deployments": [
+            {
+                "account": account_name(item.account_index),
+                "name": item.deployment_name,
+                "model": item.model,
+                "version": item.version,
+            }
+            for item in planned
+        ],
+    }
+    path = world.state_dir / f"baseline-{mode}.json"
+    path.write_text(json.dumps(job))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.baselines",
+        str(path),
+        cwd=str(Path(__file__).resolve().parents[1]),  # the repository root: `bench` is importable
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"baseline {mode} failed ({process.returncode}): {err.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def _main(job: dict[str, Any]) -> dict[str, Any]:
+    from azure.core.exceptions import HttpResponseError
+    from azure.identity.aio import ClientSecretCredential
+    from azure.mgmt.cognitiveservices import models as sdk
+    from azure.mgmt.cognitiveservices.aio import CognitiveServicesManagementClient
+
+    from foundry_operator.azure.arm import arm_transport
+
+    credential = ClientSecretCredential(
+        job["tenant_id"],
+        job["client_id"],
+        job["client_secret"],
+        authority=job["url"],
+        disable_instance_discovery=True,
+        connection_verify=job["ca_file"],
+    )
+    # One TLS context for every connection, as the operator has: with `connection_verify=<file>`
+    # azure-core would open a new connection per request (see foundry_operator.azure.arm), a cost
+    # of the emulator's private CA that Terraform's or Bicep's clients do not pay against Azure.
+    client = CognitiveServicesManagementClient(
+        credential,
+        job["subscription_id"],
+        base_url=job["url"],
+        credential_scopes=[SCOPE],
+        transport=arm_transport(job["ca_file"]),
+    )
+    group = job["resource_group"]
+    failed_writes = 0  # writes refused with 409 RequestConflict, or 429 after the SDK's retries
+    throttled_writes = 0  # of which: 429
+    rng = random.Random(1)
+
+    def body(item: dict[str, str]) -> sdk.Deployment:
+        return sdk.Deployment(
+            sku=sdk.Sku(name="GlobalStandard", capacity=1),
+            properties=sdk.DeploymentProperties(
+                model=sdk.DeploymentModel(format="OpenAI", name=item["model"], version=item["version"])
+            ),
+        )
+
+    async def put(item: dict[str, str]) -> None:
+        poller = await client.deployments.begin_create_or_update(
+            group, item["account"], item["name"], body(item)
+        )
+        await poller.result()
+
+    async def put_with_conflict_retry(item: dict[str, str]) -> None:
+        nonlocal failed_writes, throttled_writes
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                await put(item)
+                return
+            except HttpResponseError as exc:
+                code = exc.error.code if exc.error is not None else None
+                if exc.status_code == 429:
+                    # The SDK's own retries on 429 ran out (the retry storm drains ARM's write
+                    # bucket): the user sees a failed write; the tool tries again, as on a 409.
+                    throttled_writes += 1
+                elif exc.status_code != 409 or code != "RequestConflict":
+                    raise
+                failed_writes += 1
+                await asyncio.sleep(delay / 2 + rng.uniform(0, delay / 2))
+                delay = min(delay * 2, BACKOFF_CAP)
+
+    async with client, credential:
+        await credential.get_token(SCOPE)  # log in first: tools authenticate before they plan
+        started = time.monotonic()
+        if job["mode"] == "parallel":
+            await asyncio.gather(*(put_with_conflict_retry(item) for item in job["deployments"]))
+        elif job["mode"] == "serial":
+            for item in job["deployments"]:
+                await put(item)
+        else:
+            raise ValueError(f"unknown mode {job['mode']!r}")
+        seconds = time.monotonic() - started
+    return {
+        "mode": job["mode"],
+        "seconds": round(seconds, 3),
+        "failed_writes": failed_writes,
+        "throttled_writes": throttled_writes,
+    }
+
+
+def main() -> None:
+    job = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps(asyncio.run(_main(job))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
