@@ -368,8 +368,27 @@ class AzureGateway:
 
     # -- writes (one at a time per account) --------------------------------------------------------
 
-    def _after_write(self, coords: AccountCoordinates, region: str | None) -> None:
-        self.listings.invalidate(coords.arm_id.lower())
+    def _after_write(
+        self,
+        coords: AccountCoordinates,
+        region: str | None,
+        name: str | None = None,
+        result: DeploymentSnapshot | None = None,
+        deleted: bool = False,
+    ) -> None:
+        """Keep the caches true after a write. A write that succeeded updates the account's cached
+        listing in place (its expiry unchanged): forgetting the listing instead made every drift
+        check during a rollout list the whole account again, once per write, each listing
+        decoded on the event loop while the long-running operations waited for their polls."""
+        key = coords.arm_id.lower()
+        listing = self.listings.peek(key)
+        if listing is not None and name is not None and (deleted or result is not None):
+            if deleted:
+                listing.pop(name.lower(), None)
+            elif result is not None:
+                listing[name.lower()] = result
+        else:
+            self.listings.invalidate(key)  # the outcome is unknown: read the account again
         if region:
             self.usages.invalidate((coords.subscription_id, normalize_region(region)))
 
@@ -399,9 +418,12 @@ class AzureGateway:
             return _deployment_snapshot(await poller.result())
 
         try:
-            return await self.gate.write(coords.arm_id, operation)
-        finally:
+            snapshot = await self.gate.write(coords.arm_id, operation)
+        except BaseException:
             self._after_write(coords, region)
+            raise
+        self._after_write(coords, region, desired.name, snapshot)
+        return snapshot
 
     async def delete_deployment(self, coords: AccountCoordinates, name: str, region: str | None) -> None:
         async def operation() -> None:
@@ -419,8 +441,10 @@ class AzureGateway:
 
         try:
             await self.gate.write(coords.arm_id, operation)
-        finally:
+        except BaseException:
             self._after_write(coords, region)
+            raise
+        self._after_write(coords, region, name, deleted=True)
 
     async def create_account(
         self, coords: AccountCoordinates, location: str, kind: str, sku_name: str, subdomain: str

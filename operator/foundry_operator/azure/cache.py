@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from foundry_operator.azure.pacing import shared
 from foundry_operator.metrics import Metrics
 
 V = TypeVar("V")
@@ -47,7 +48,8 @@ class TtlCache(Generic[V]):
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
-            value = await load()
+            with shared():  # many reconciliations wait on this load: it goes before their own reads
+                value = await load()
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must

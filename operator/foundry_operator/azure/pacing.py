@@ -7,16 +7,22 @@ reconciled at start-up, each reading its deployment) makes every waiting request
 25 get through per second, the rest are refused again, and after a few rounds they run out of
 retries and the 429 lands in a condition. Pacing keeps the requests in the operator instead:
 each one takes a token from a local bucket with ARM's limits (waiting in FIFO order when none is
-left), the `x-ms-ratelimit-remaining-subscription-*` header that ARM returns lowers the local
-count when someone else shares the budget, and a 429 that still happens empties the bucket until
-its Retry-After.
+left; the requests of a write that holds its account go first, then the shared reads that
+many objects wait on, then each object's own reads), the
+`x-ms-ratelimit-remaining-subscription-*` header that ARM returns lowers the local count when
+someone else shares the budget, and a 429 that still happens empties the bucket until its
+Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +52,31 @@ ARM_LIMITS: dict[Kind, Limit] = {
 }
 
 
+# Who waits on a request decides its place in the queue for ARM tokens:
+URGENT = 0  # a write holding its account's slot (the PUT, its operation's polls, the final GET)
+SHARED = 1  # a cache load (catalog, usages, listing) that many reconciliations wait on
+NORMAL = 2  # one object's own read
+_PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar("arm_priority", default=NORMAL)
+
+
+@contextmanager
+def priority(level: int) -> Iterator[None]:
+    """Requests made inside the block queue at `level`, or higher if the caller already was."""
+    token = _PRIORITY.set(min(level, _PRIORITY.get()))
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
+def urgent() -> contextlib.AbstractContextManager[None]:
+    return priority(URGENT)
+
+
+def shared() -> contextlib.AbstractContextManager[None]:
+    return priority(SHARED)
+
+
 def request_kind(method: str) -> Kind:
     """ARM counts GET/HEAD as reads, DELETE as deletes, everything else (PUT, PATCH, POST) as writes."""
     method = method.upper()
@@ -55,13 +86,19 @@ def request_kind(method: str) -> Kind:
 
 
 class TokenBucket:
+    """ARM's token bucket, mirrored: requests wait here (urgent ones first) rather than at ARM."""
+
     def __init__(self, limit: Limit, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self._clock = clock
         self.tokens = float(limit.capacity)
         self._updated = clock()
         self._blocked_until = 0.0
-        self._lock = asyncio.Lock()  # waiters are served in FIFO order
+        # Waiters in FIFO order within each priority: a burst of per-object reads (a thousand
+        # objects at start-up) must stretch neither the writes that hold an account nor the
+        # shared reads that every reconciliation of a region waits for.
+        self._queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque(), deque())
+        self._server: asyncio.Task[None] | None = None
         self.waited_seconds = 0.0  # total time requests spent waiting here (for metrics and tests)
 
     def _refill(self, now: float) -> None:
@@ -70,19 +107,44 @@ class TokenBucket:
         )
         self._updated = now
 
-    async def take(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                wait = self._blocked_until - now
-                if wait <= 0:
-                    if self.tokens >= 1:
+    async def take(self, level: int = NORMAL) -> None:
+        now = self._clock()
+        self._refill(now)
+        if not any(self._queues) and self._blocked_until <= now and self.tokens >= 1:
+            self.tokens -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues[level].append(waiter)
+        if self._server is None or self._server.done():
+            self._server = asyncio.create_task(self._serve())
+        try:
+            await waiter
+        finally:
+            self.waited_seconds += self._clock() - now
+
+    def _next_waiter(self) -> asyncio.Future[None] | None:
+        for queue in self._queues:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():  # a cancelled request gave up its place
+                    return waiter
+        return None
+
+    async def _serve(self) -> None:
+        """Hand out tokens to the waiters as the bucket refills."""
+        while any(self._queues):
+            now = self._clock()
+            self._refill(now)
+            wait = self._blocked_until - now
+            if wait <= 0:
+                if self.tokens >= 1:
+                    waiter = self._next_waiter()
+                    if waiter is not None:
                         self.tokens -= 1
-                        return
-                    wait = (1 - self.tokens) / self.limit.refill_per_second
-                self.waited_seconds += wait
-                await asyncio.sleep(wait)
+                        waiter.set_result(None)
+                    continue
+                wait = (1 - self.tokens) / self.limit.refill_per_second
+            await asyncio.sleep(wait)
 
     def observe(self, remaining: int | None, retry_after: float | None) -> None:
         """What ARM said: the tokens it has left for us, and, on a 429, how long to hold off."""
@@ -120,7 +182,7 @@ class ArmPacingPolicy(AsyncHTTPPolicy[Any, Any]):
 
     async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
         bucket = self._pacing.buckets[request_kind(request.http_request.method)]
-        await bucket.take()
+        await bucket.take(_PRIORITY.get())
         response = await self.next.send(request)
         http = response.http_response
         kind = request_kind(request.http_request.method)

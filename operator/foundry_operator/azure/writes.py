@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from azure.core.exceptions import HttpResponseError
 
+from foundry_operator.azure.pacing import urgent
 from foundry_operator.metrics import Metrics
 
 T = TypeVar("T")
@@ -51,7 +52,8 @@ class AccountWriteGate:
         self._metrics.write_queue_depth.labels(key.rsplit("/", 1)[-1]).set(self._depth[key])
         try:
             async with self._locks[key]:  # asyncio.Lock wakes waiters in FIFO order
-                return await self._with_conflict_retry(operation)
+                with urgent():  # the account waits on this write: its requests skip ARM pacing's queue
+                    return await self._with_conflict_retry(operation)
         finally:
             self._depth[key] -= 1
             self._metrics.write_queue_depth.labels(key.rsplit("/", 1)[-1]).set(self._depth[key])
