@@ -108,13 +108,15 @@ class Credentials(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.source != 'Secret' || has(self.secretRef)",
+                    # has(): the API server also checks the defaults it would apply, and the
+                    # default credentials ({}) carry no source yet.
+                    "rule": "!has(self.source) || self.source != 'Secret' || has(self.secretRef)",
                     "message": "credentials.secretRef is required when credentials.source is Secret",
                     "fieldPath": ".secretRef",
                     "reason": "FieldValueRequired",
                 },
                 {
-                    "rule": "self.source == 'Secret' || !has(self.secretRef)",
+                    "rule": "(has(self.source) && self.source == 'Secret') || !has(self.secretRef)",
                     "message": "credentials.secretRef is only used when credentials.source is Secret",
                     "fieldPath": ".secretRef",
                 },
