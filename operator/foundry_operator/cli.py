@@ -70,7 +70,7 @@ def run(
         priority_value = int(priority)
     else:
         raise click.BadParameter("a whole number or 'random'", param_hint="--priority")
-    from foundry_operator.runner import RunOptions, run_operator
+    from foundry_operator.runner import RunOptions, StartupError, run_operator
 
     options = RunOptions(
         namespaces=list(namespaces),
@@ -82,7 +82,10 @@ def run(
         log_format=log_format,
         log_level=log_level,
     )
-    run_operator(options)
+    try:
+        run_operator(options)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -175,7 +178,7 @@ def catalog(
     "--scenario",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Scenario YAML (default: the ADR world).",
+    help="Scenario YAML (default: the example world of examples/, two accounts).",
 )
 @click.option(
     "--state-dir",
@@ -183,11 +186,32 @@ def catalog(
     default=None,
     help="Where the CA and state go (default: a temporary folder).",
 )
-def emulator(host: str, port: int, scenario: Path | None, state_dir: Path | None) -> None:
-    """Run the local Azure emulator (Entra ID + Microsoft.CognitiveServices) and print one JSON line when ready."""
-    from foundry_emulator.azure.cli import run_emulator
+@click.option(
+    "--print-env",
+    "--exports",
+    "print_env",
+    is_flag=True,
+    help="When ready, print shell `export` lines (AZURE_*, SSL_CERT_FILE, REQUESTS_CA_BUNDLE) that point "
+    "the operator, `check` and `catalog` at the emulator, instead of the JSON line.",
+)
+def emulator(host: str, port: int, scenario: Path | None, state_dir: Path | None, print_env: bool) -> None:
+    """Run the local Azure emulator (Entra ID + Microsoft.CognitiveServices) and print one JSON line when ready.
 
-    run_emulator(host, port, scenario, state_dir)
+    Serves until Ctrl-C. With --print-env, the `export` lines instead: save them to a file and
+    source it in another shell (docs/emulator.md).
+    """
+    from foundry_emulator.azure.cli import run_emulator, startup_problem
+    from foundry_emulator.azure.scenario import ScenarioError
+
+    try:
+        run_emulator(host, port, scenario, state_dir, print_env=print_env)
+    except ScenarioError as exc:
+        raise click.ClickException(
+            f"invalid scenario (one line per problem, file:line: field: message):\n{exc}\n"
+            "fix: correct those fields (format: docs/emulator.md, Scenario files), or omit --scenario"
+        ) from exc
+    except OSError as exc:
+        raise click.ClickException(startup_problem(exc, host, port, state_dir)) from exc
 
 
 @main.command()
@@ -228,5 +252,13 @@ def crds(out_dir: Path, chart_dir: Path | None) -> None:
     from foundry_operator.api.crdgen import write_crds
 
     folders = [out_dir] + ([chart_dir] if chart_dir else [])
-    for path in write_crds(*folders):
+    try:
+        written = write_crds(*folders)
+    except OSError as exc:
+        where = exc.filename or ", ".join(str(f) for f in folders)
+        raise click.ClickException(
+            f"cannot write the CRDs to {where}: {exc.strerror or exc}\n"
+            "fix: pass a writable folder with --out (and --chart-out)"
+        ) from exc
+    for path in written:
         click.echo(f"wrote {path}")

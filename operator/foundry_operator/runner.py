@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 
 import kopf
+import yaml
 from kubernetes import client as k8s
+from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.deployments import DeploymentReconciler
@@ -22,6 +26,11 @@ from foundry_operator.metrics import Metrics
 from foundry_operator.settings import AzureSettings, OperatorSettings
 
 STORAGE_PREFIX = "foundry.llmops.io"
+
+
+class StartupError(Exception):
+    """The operator cannot start; the message names the problem and the fix (the CLI prints it
+    without a traceback)."""
 
 
 @dataclass
@@ -111,11 +120,69 @@ def configure_logging(log_format: str, log_level: str) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
+def _settings_problem(exc: ValidationError, prefix: str) -> str:
+    """`FOUNDRY_METRICS_PORT: Input should be ...`: pydantic's field names as the variables a user sets."""
+    problems = []
+    for error in exc.errors():
+        field_name = str(error["loc"][0]) if error["loc"] else ""
+        variable = field_name if field_name.isupper() else f"{prefix}{field_name.upper()}"
+        problems.append(f"{variable}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def load_settings() -> tuple[OperatorSettings, AzureSettings]:
+    try:
+        settings = OperatorSettings()
+    except ValidationError as exc:
+        raise StartupError(
+            f"invalid setting: {_settings_problem(exc, 'FOUNDRY_')}\n"
+            "fix: correct or unset that environment variable (docs: README.md, Configuration)"
+        ) from exc
+    try:
+        azure = AzureSettings()
+    except ValidationError as exc:
+        raise StartupError(
+            f"invalid Azure setting: {_settings_problem(exc, 'AZURE_')}\n"
+            "fix: correct or unset that environment variable"
+        ) from exc
+    return settings, azure
+
+
+def connect_kubernetes() -> k8s.ApiClient:
+    """The Kubernetes client, or a StartupError that says which configuration was tried and how to fix it."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    source = f"KUBECONFIG={kubeconfig}" if kubeconfig else "~/.kube/config"
+    missing = [p for p in (kubeconfig or "").split(os.pathsep) if p and not os.path.exists(p)]
+    try:
+        return build_api_client()
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError) as exc:
+        if missing:
+            problem = f"KUBECONFIG names {', '.join(missing)}, which does not exist"
+        elif not kubeconfig and not os.path.exists(os.path.expanduser("~/.kube/config")):
+            problem = "no Kubernetes configuration: not in a pod, KUBECONFIG unset, no ~/.kube/config"
+        else:
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            problem = f"cannot use the Kubernetes configuration from {source}: {detail}"
+        raise StartupError(
+            f"{problem}\nfix: set KUBECONFIG to a working kubeconfig (`kubectl config current-context` "
+            "must answer), or run in a pod with a service account"
+        ) from exc
+
+
 def run_operator(options: RunOptions) -> None:
-    settings = OperatorSettings()
+    """Start the operator. Everything a user can get wrong (settings, kubeconfig, metrics port) is
+    checked before kopf starts and raised as a StartupError."""
+    settings, azure = load_settings()
+    api_client = connect_kubernetes()
     configure_logging(options.log_format or settings.log_format, options.log_level or settings.log_level)
     metrics = Metrics()
     port = options.metrics_port if options.metrics_port is not None else settings.metrics_port
     if port:
-        start_http_server(port, registry=metrics.registry)
-    asyncio.run(serve(options, settings=settings, metrics=metrics))
+        try:
+            start_http_server(port, registry=metrics.registry)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve metrics on port {port}: {exc.strerror or exc}\n"
+                "fix: pass another --metrics-port (0 disables metrics)"
+            ) from exc
+    asyncio.run(serve(options, settings=settings, azure=azure, api_client=api_client, metrics=metrics))

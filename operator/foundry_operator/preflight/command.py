@@ -7,6 +7,7 @@ Exit codes of `check`: 0 every deployment can be placed (warnings allowed), 1 so
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,13 +33,36 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 OFFLINE_HINT = "set the AZURE_* variables, or check offline with --catalog FILE (from `foundry-operator catalog --snapshot FILE`)"
+READER_HINT = "set the AZURE_* variables for an identity with Reader on the subscription"
+AUDIENCE_HINT = (
+    "ARM wants tokens for another audience: set AZURE_RESOURCE_MANAGER_AUDIENCE (https://management.azure.com/ "
+    "for public Azure and the emulator, whose `--print-env` prints it); it defaults to AZURE_RESOURCE_MANAGER_ENDPOINT"
+)
+SNAPSHOT_HINT = (
+    "--catalog takes a file written by `foundry-operator catalog --snapshot FILE` "
+    "(catalog-snapshot.yaml in the repository is one, of the example world)"
+)
+PATH_HINT = "-f takes an existing file, a folder of *.yaml/*.yml, or - for stdin"
+MANIFEST_HINT = "correct the field named above (the CRDs in crds/ are the field reference)"
 
 
 def _error(err: Console, message: str, hint: str | None = None) -> int:
-    err.print(Text.assemble(("error: ", "bold red"), message))
+    # One line each, whatever the source wrote (YAML errors and Azure messages span several).
+    err.print(Text.assemble(("error: ", "bold red"), " ".join(message.split())))
     if hint:
         err.print(Text.assemble(("hint: ", "cyan"), hint))
     return EXIT_ERROR
+
+
+def _azure_hint(message: str, default: str) -> str:
+    """The fix for an Azure refusal: the audience setting when that is what ARM complained about."""
+    return AUDIENCE_HINT if "InvalidAuthenticationTokenAudience" in message else default
+
+
+def _quiet_azure_logs() -> None:
+    # azure-identity logs every credential of the default chain it tried (a dozen lines) as warnings;
+    # the error line below already says authentication failed, and the hint says what to set.
+    logging.getLogger("azure").setLevel(logging.ERROR)
 
 
 async def check_manifests(
@@ -82,6 +106,8 @@ def run_check(
     except InputError as exc:
         for problem in exc.problems:
             err.print(Text.assemble(("error: ", "bold red"), str(problem)))
+        missing = any(problem.message == "no such file or directory" for problem in exc.problems)
+        err.print(Text.assemble(("hint: ", "cyan"), PATH_HINT if missing else MANIFEST_HINT))
         if output != "table":
             render.dump(render.input_errors_dict(exc.problems), output, out)
         return EXIT_ERROR
@@ -92,11 +118,12 @@ def run_check(
             source = SnapshotSource(read_snapshot(catalog_file), catalog_file)
             report = asyncio.run(check_manifests(manifests, source, Steps(enabled=False), now, window))
         else:
+            _quiet_azure_logs()
             report = asyncio.run(_check_live(manifests, now, window))
     except SnapshotError as exc:
-        return _error(err, str(exc))
+        return _error(err, str(exc), SNAPSHOT_HINT)
     except SourceError as exc:
-        return _error(err, str(exc), OFFLINE_HINT if catalog_file is None else None)
+        return _error(err, str(exc), _azure_hint(str(exc), OFFLINE_HINT) if catalog_file is None else None)
     render.render_check(report, output, out)
     return report.exit_code
 
@@ -131,19 +158,22 @@ def run_catalog(
     if not subscription_id:
         return _error(err, "no subscription: pass --subscription or set AZURE_SUBSCRIPTION_ID")
     now = datetime.now(UTC)
+    _quiet_azure_logs()
     try:
         snapshot = asyncio.run(
             _snapshot_live(regions, model_name, subscription_id, now, with_offered=snapshot_file is not None)
         )
     except SourceError as exc:
-        return _error(
-            err, str(exc), "set the AZURE_* variables for an identity with Reader on the subscription"
-        )
+        return _error(err, str(exc), _azure_hint(str(exc), READER_HINT))
     if snapshot_file is not None:
         try:
             write_snapshot(snapshot_file, snapshot)
         except OSError as exc:
-            return _error(err, f"cannot write {snapshot_file}: {exc}")
+            return _error(
+                err,
+                f"cannot write {snapshot_file}: {exc.strerror or exc}",
+                "pass --snapshot a path in a writable folder",
+            )
         offers = sum(len(region.models) for region in snapshot.regions.values())
         err.print(
             f"wrote {snapshot_file}: {len(snapshot.regions)} regions ({', '.join(snapshot.regions)}), "
