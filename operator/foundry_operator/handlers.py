@@ -7,6 +7,7 @@ and the benchmark can run several operator instances (a restart, say) in one pro
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import kopf
 from azure.core.exceptions import HttpResponseError
+from kopf._core.actions.execution import HandlerChildrenRetry  # a TemporaryError kopf logs at debug
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
@@ -348,10 +350,17 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 namespace, name, spec, meta, status, patch, body, world, "apply"
             )
         if outcome.retry_after:
-            raise kopf.TemporaryError(
-                outcome.retry_message or "not converged yet",
-                delay=backoff(outcome.retry_after, retry, resync),
-            )
+            delay = backoff(outcome.retry_after, retry, resync)
+            if any(c.reason == "AccountNotReady" for c in outcome.conditions):
+                # Accounts applied with their deployments: waiting is normal. kopf logs TemporaryError
+                # as ERROR "failed temporarily" (and posts a Warning Event); its HandlerChildrenRetry
+                # is the same retry (same delay, same retry counter) logged at debug.
+                logging.getLogger(__name__).info(
+                    f"[{namespace}/{name}] waiting for a FoundryAccount to be Ready, next try in {delay:g}s: "
+                    f"{outcome.retry_message}"
+                )
+                raise HandlerChildrenRetry(outcome.retry_message, delay=delay)
+            raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=delay)
 
     @kopf.timer(
         *DEPLOYMENTS, id="deployment-resync", interval=resync, initial_delay=resync, registry=registry
