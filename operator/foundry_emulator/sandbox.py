@@ -1,8 +1,10 @@
-"""A whole local world in one process: the Azure emulator, a Kubernetes API, and the real operator.
+"""A whole local world: the Azure emulator, a real Kubernetes API server, and the real operator.
 
 `make demo`, the integration tests and the benchmark all use this, so the operator they exercise
 is the production one: it reads Azure settings as it would from the environment and logs in to
-Kubernetes through a kubeconfig; only the endpoints are local.
+Kubernetes through a kubeconfig; only the endpoints are local. The Kubernetes API is a real
+kube-apiserver + etcd (foundry_emulator.controlplane), either started for this sandbox or shared
+by many sandboxes (the test suites share one per run and empty it between tests).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import yaml
 from kubernetes import client as k8s
 
 from foundry_emulator.azure import AzureEmulator, Scenario, default_scenario_path, load_scenario
-from foundry_emulator.kube import KubeApiServer
+from foundry_emulator.controlplane import ControlPlane
 from foundry_operator.api.models import GROUP, VERSION
-from foundry_operator.api.validation import validate_object
+from foundry_operator.kube import build_api_client
 from foundry_operator.metrics import Metrics
 from foundry_operator.runner import RunOptions, serve
 from foundry_operator.settings import AzureSettings, OperatorSettings
@@ -45,23 +47,6 @@ def crd_documents() -> list[dict[str, Any]]:
     from foundry_operator.api.crdgen import render_crds
 
     return [yaml.safe_load(text) for text in render_crds().values()]
-
-
-def admission(
-    resource: str, group: str, obj: dict[str, Any], old: dict[str, Any] | None
-) -> list[dict[str, str]]:
-    """The API server's schema + CEL validation, from the same CRDs (the real validator)."""
-    if group != GROUP:
-        return []
-    _, errors = validate_object(obj, old)
-    return [{"field": e.field, "message": e.message, "reason": e.reason} for e in errors]
-
-
-def defaulter(resource: str, obj: dict[str, Any]) -> dict[str, Any]:
-    if not str(obj.get("apiVersion", "")).startswith(f"{GROUP}/"):
-        return obj
-    defaulted, _ = validate_object(obj)
-    return defaulted
 
 
 @dataclass
@@ -106,7 +91,7 @@ class OperatorProcess:
 @dataclass
 class Sandbox:
     azure: AzureEmulator
-    kube: KubeApiServer
+    kube: ControlPlane
     state_dir: Path
     api: k8s.ApiClient
     operators: list[OperatorHandle] = field(default_factory=list)
@@ -138,7 +123,7 @@ class Sandbox:
         wait_ready: bool = True,
     ) -> OperatorHandle:
         stop, ready, metrics = asyncio.Event(), asyncio.Event(), Metrics()
-        api_client = k8s.ApiClient(self.kube.client_configuration())
+        api_client = build_api_client()  # from KUBECONFIG, as `foundry-operator run` does outside a pod
         task = asyncio.create_task(
             serve(
                 RunOptions(namespaces=list(namespaces)),
@@ -326,28 +311,89 @@ def load_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def sandbox(state_dir: Path, scenario: Scenario | None = None) -> AsyncIterator[Sandbox]:
-    """Start both emulators; KUBECONFIG points at the local API so kopf logs in as it would anywhere."""
+async def sandbox(
+    state_dir: Path, scenario: Scenario | None = None, control_plane: ControlPlane | None = None
+) -> AsyncIterator[Sandbox]:
+    """The Azure emulator and a Kubernetes API server; KUBECONFIG points at the latter (as admin),
+    so kopf and the `kubernetes` client log in as they would anywhere.
+
+    Without `control_plane`, one is started for this sandbox and stopped after it (the demo).
+    With one (shared by a test session), the CRDs must already be installed; what the sandbox
+    created is removed afterwards, so the next sandbox starts from an empty cluster.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     scenario = scenario or load_scenario(default_scenario_path())
-    async with (
-        AzureEmulator(scenario, state_dir=state_dir / "azure") as azure,
-        KubeApiServer(admission=admission, defaulter=defaulter) as kube,
-    ):
-        kube.register_crds(crd_documents())
-        kubeconfig = state_dir / "kubeconfig"
-        kube.write_kubeconfig(kubeconfig)
+    owned = control_plane is None
+    kube = control_plane or ControlPlane(state_dir / "controlplane").start()
+    try:
+        if owned:
+            kube.install_crds(crd_documents())
+        kubeconfig = kube.write_kubeconfig(state_dir / "kubeconfig")
         previous = os.environ.get("KUBECONFIG")
         os.environ["KUBECONFIG"] = str(kubeconfig)
-        box = Sandbox(azure, kube, state_dir, k8s.ApiClient(kube.client_configuration()))
-        try:
-            yield box
-        finally:
-            for handle in box.operators:
-                await handle.shutdown()
-            for process in box.processes:
-                await process.stop()
-            if previous is None:
-                os.environ.pop("KUBECONFIG", None)
-            else:
-                os.environ["KUBECONFIG"] = previous
+        async with AzureEmulator(scenario, state_dir=state_dir / "azure") as azure:
+            box = Sandbox(azure, kube, state_dir, k8s.ApiClient(kube.client_configuration()))
+            try:
+                yield box
+            finally:
+                for handle in box.operators:
+                    await handle.shutdown()
+                for process in box.processes:
+                    await process.stop()
+                if previous is None:
+                    os.environ.pop("KUBECONFIG", None)
+                else:
+                    os.environ["KUBECONFIG"] = previous
+                if not owned:
+                    await asyncio.to_thread(empty_cluster, box.api)
+    finally:
+        if owned:
+            kube.stop()
+
+
+# Namespaces the API server makes for itself; everything else is the tests' or the demo's.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
+def empty_cluster(api: k8s.ApiClient) -> None:
+    """Remove what a sandbox left in a shared API server: our custom resources (finalizers
+    dropped: no operator runs any more), ConfigMaps, Secrets, Events, ServiceAccounts and RBAC
+    objects in every namespace. Namespaces stay: without a namespace controller a deleted one
+    would stay Terminating and refuse the next sandbox's objects."""
+    core, custom, rbac = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api), k8s.RbacAuthorizationV1Api(api)
+    for plural in ("foundrydeployments", "foundryaccounts"):
+        for item in custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []):
+            meta = item["metadata"]
+            with suppress(k8s.exceptions.ApiException):
+                if meta.get("finalizers"):
+                    custom.patch_namespaced_custom_object(
+                        GROUP,
+                        VERSION,
+                        meta["namespace"],
+                        plural,
+                        meta["name"],
+                        {"metadata": {"finalizers": None}},
+                    )
+                custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, meta["namespace"], plural, meta["name"]
+                )
+    for namespace in core.list_namespace().items:
+        name = namespace.metadata.name
+        if name in SYSTEM_NAMESPACES:
+            continue
+        core.delete_collection_namespaced_config_map(name)
+        core.delete_collection_namespaced_secret(name)
+        core.delete_collection_namespaced_event(name)
+        rbac.delete_collection_namespaced_role_binding(name)
+        rbac.delete_collection_namespaced_role(name)
+        for account in core.list_namespaced_service_account(name).items:
+            if account.metadata.name != "default":
+                core.delete_namespaced_service_account(account.metadata.name, name)
+    for binding in rbac.list_cluster_role_binding(label_selector=TEST_LABEL).items:
+        rbac.delete_cluster_role_binding(binding.metadata.name)
+    for role in rbac.list_cluster_role(label_selector=TEST_LABEL).items:
+        rbac.delete_cluster_role(role.metadata.name)
+
+
+# Cluster-scoped objects a sandbox creates carry this label, so that empty_cluster finds them.
+TEST_LABEL = "foundry.llmops.io/sandbox=true"

@@ -6,6 +6,7 @@ The client is synchronous; calls run in worker threads so the kopf event loop ne
 from __future__ import annotations
 
 import asyncio
+import os
 import base64
 import logging
 import time
@@ -40,7 +41,8 @@ def build_api_client() -> k8s.ApiClient:
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)
+        # The client computes its default KUBECONFIG path when it is imported: read it now instead.
+        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
     return k8s.ApiClient(configuration)
 
 

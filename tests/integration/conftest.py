@@ -1,4 +1,4 @@
-"""Integration fixtures: the real operator (kopf) against the Kubernetes API and Azure emulators."""
+"""Integration fixtures: the real operator (kopf) against a real kube-apiserver and the Azure emulator."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from foundry_emulator.azure import Scenario, default_scenario_path, load_scenario
+from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.sandbox import Sandbox, load_documents, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +26,8 @@ def quick_scenario() -> Scenario:
 
 
 @pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with sandbox(tmp_path, quick_scenario()) as world:
+async def box(tmp_path: Path, control_plane: ControlPlane) -> AsyncIterator[Sandbox]:
+    async with sandbox(tmp_path, quick_scenario(), control_plane) as world:
         yield world
 
 
