@@ -1,5 +1,5 @@
 """Fixtures shared by every suite."""
 
-from tests.kubernetes import control_plane
+from tests.controlplane_fixture import control_plane
 
 __all__ = ["control_plane"]

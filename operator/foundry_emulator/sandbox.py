@@ -25,6 +25,8 @@ from kubernetes import client as k8s
 
 from foundry_emulator.azure import AzureEmulator, Scenario, default_scenario_path, load_scenario
 from foundry_emulator.controlplane import ControlPlane
+from foundry_emulator.controlplane.pki import KeyPair
+from foundry_emulator.controlplane.proxy import FaultProxy
 from foundry_operator.api.models import GROUP, VERSION
 from foundry_operator.kube import build_api_client
 from foundry_operator.metrics import Metrics
@@ -96,6 +98,7 @@ class Sandbox:
     api: k8s.ApiClient
     operators: list[OperatorHandle] = field(default_factory=list)
     processes: list[OperatorProcess] = field(default_factory=list)
+    proxies: list[FaultProxy] = field(default_factory=list)
 
     @property
     def core(self) -> k8s.CoreV1Api:
@@ -121,8 +124,13 @@ class Sandbox:
         settings: OperatorSettings | None = None,
         namespaces: Iterable[str] = (),
         wait_ready: bool = True,
+        kubeconfig: Path | None = None,
     ) -> OperatorHandle:
+        """The operator in this process. `kubeconfig`: log in with another identity or through the
+        fault proxy (`operator_kubeconfig`); default: the sandbox's admin kubeconfig. In-process
+        operators share the process's KUBECONFIG, so the last one started decides for kopf."""
         stop, ready, metrics = asyncio.Event(), asyncio.Event(), Metrics()
+        os.environ["KUBECONFIG"] = str(kubeconfig or self.state_dir / "kubeconfig")
         api_client = build_api_client()  # from KUBECONFIG, as `foundry-operator run` does outside a pod
         task = asyncio.create_task(
             serve(
@@ -141,12 +149,14 @@ class Sandbox:
             await asyncio.wait_for(ready.wait(), 30)
         return handle
 
-    def operator_environment(self, settings: OperatorSettings | None = None) -> dict[str, str]:
+    def operator_environment(
+        self, settings: OperatorSettings | None = None, kubeconfig: Path | None = None
+    ) -> dict[str, str]:
         """The environment a deployed operator would get, pointing at the local endpoints."""
         azure = self.azure_settings()
         env = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "FOUNDRY_"))}
         env.update(
-            KUBECONFIG=str(self.state_dir / "kubeconfig"),
+            KUBECONFIG=str(kubeconfig or self.state_dir / "kubeconfig"),
             AZURE_TENANT_ID=str(azure.tenant_id),
             AZURE_CLIENT_ID=str(azure.client_id),
             AZURE_CLIENT_SECRET=str(azure.client_secret),
@@ -161,7 +171,10 @@ class Sandbox:
         return env
 
     async def start_operator_process(
-        self, settings: OperatorSettings | None = None, args: Iterable[str] = ("-A", "--standalone")
+        self,
+        settings: OperatorSettings | None = None,
+        args: Iterable[str] = ("-A", "--standalone"),
+        kubeconfig: Path | None = None,
     ) -> OperatorProcess:
         log_path = self.state_dir / f"operator-{len(self.processes)}.log"
         with log_path.open("wb") as log:
@@ -171,13 +184,27 @@ class Sandbox:
                 "foundry_operator",
                 "run",
                 *args,
-                env=self.operator_environment(settings),
+                env=self.operator_environment(settings, kubeconfig),
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
             )
         handle = OperatorProcess(process, log_path)
         self.processes.append(handle)
         return handle
+
+    def operator_kubeconfig(
+        self, name: str, identity: KeyPair | None = None, token: str | None = None, server: str | None = None
+    ) -> Path:
+        """A kubeconfig for an operator: another identity (a client certificate or a token), and/or
+        another server URL (the fault proxy's)."""
+        return self.kube.write_kubeconfig(self.state_dir / f"kubeconfig-{name}", identity, token, server)
+
+    async def fault_proxy(self, identity: KeyPair | None = None) -> FaultProxy:
+        """A fault proxy in front of the API server, forwarding as `identity` (default: admin);
+        stopped with the sandbox. Point an operator at it with `operator_kubeconfig(server=proxy.url)`."""
+        proxy = await FaultProxy(self.kube, identity or self.kube.admin).start()
+        self.proxies.append(proxy)
+        return proxy
 
     # -- Kubernetes helpers (through the real client, in a thread) ------------------------------
 
@@ -340,6 +367,8 @@ async def sandbox(
                     await handle.shutdown()
                 for process in box.processes:
                     await process.stop()
+                for proxy in box.proxies:
+                    await proxy.stop()
                 if previous is None:
                     os.environ.pop("KUBECONFIG", None)
                 else:
@@ -360,7 +389,8 @@ def empty_cluster(api: k8s.ApiClient) -> None:
     dropped: no operator runs any more), ConfigMaps, Secrets, Events, ServiceAccounts and RBAC
     objects in every namespace. Namespaces stay: without a namespace controller a deleted one
     would stay Terminating and refuse the next sandbox's objects."""
-    core, custom, rbac = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api), k8s.RbacAuthorizationV1Api(api)
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    custom: Any = k8s.CustomObjectsApi(api)
     for plural in ("foundrydeployments", "foundryaccounts"):
         for item in custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []):
             meta = item["metadata"]
@@ -377,22 +407,25 @@ def empty_cluster(api: k8s.ApiClient) -> None:
                 custom.delete_namespaced_custom_object(
                     GROUP, VERSION, meta["namespace"], plural, meta["name"]
                 )
-    for namespace in core.list_namespace().items:
-        name = namespace.metadata.name
-        if name in SYSTEM_NAMESPACES:
+    for namespace in _names(core.list_namespace().items):
+        if namespace in SYSTEM_NAMESPACES:
             continue
-        core.delete_collection_namespaced_config_map(name)
-        core.delete_collection_namespaced_secret(name)
-        core.delete_collection_namespaced_event(name)
-        rbac.delete_collection_namespaced_role_binding(name)
-        rbac.delete_collection_namespaced_role(name)
-        for account in core.list_namespaced_service_account(name).items:
-            if account.metadata.name != "default":
-                core.delete_namespaced_service_account(account.metadata.name, name)
-    for binding in rbac.list_cluster_role_binding(label_selector=TEST_LABEL).items:
-        rbac.delete_cluster_role_binding(binding.metadata.name)
-    for role in rbac.list_cluster_role(label_selector=TEST_LABEL).items:
-        rbac.delete_cluster_role(role.metadata.name)
+        core.delete_collection_namespaced_config_map(namespace)
+        core.delete_collection_namespaced_secret(namespace)
+        core.delete_collection_namespaced_event(namespace)
+        rbac.delete_collection_namespaced_role_binding(namespace)
+        rbac.delete_collection_namespaced_role(namespace)
+        for account in _names(core.list_namespaced_service_account(namespace).items):
+            if account != "default":
+                core.delete_namespaced_service_account(account, namespace)
+    for binding in _names(rbac.list_cluster_role_binding(label_selector=TEST_LABEL).items):
+        rbac.delete_cluster_role_binding(binding)
+    for role in _names(rbac.list_cluster_role(label_selector=TEST_LABEL).items):
+        rbac.delete_cluster_role(role)
+
+
+def _names(items: Iterable[Any]) -> list[str]:
+    return [str(item.metadata.name) for item in items]
 
 
 # Cluster-scoped objects a sandbox creates carry this label, so that empty_cluster finds them.

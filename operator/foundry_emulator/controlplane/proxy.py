@@ -144,7 +144,9 @@ class FaultProxy:
         self.rules.append(rule)
         return rule
 
-    def before_next(self, count: int, hook: Callable[[RequestInfo], Awaitable[None]], **criteria: object) -> Rule:
+    def before_next(
+        self, count: int, hook: Callable[[RequestInfo], Awaitable[None]], **criteria: object
+    ) -> Rule:
         rule = Rule(remaining=count, hook=hook, **criteria)  # type: ignore[arg-type]
         self.rules.append(rule)
         return rule
@@ -189,7 +191,9 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         body = await request.read()
         target = f"{self.control_plane.url}{request.rel_url}"
-        async with self._session.request(request.method, target, headers=headers, data=body or None) as upstream:
+        async with self._session.request(
+            request.method, target, headers=headers, data=body or None
+        ) as upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():
                 if key.lower() not in _HOP_HEADERS:

@@ -313,7 +313,7 @@ class ControlPlane:
 
     def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
         """A token for a ServiceAccount (created if missing), issued by the server (TokenRequest)."""
-        core = k8s.CoreV1Api(self.api_client())
+        core: Any = k8s.CoreV1Api(self.api_client())  # Any: the client's generated types are loose
         _create_or_ignore(
             lambda: core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
         )
@@ -332,7 +332,7 @@ class ControlPlane:
 
     def install_crds(self, documents: Iterable[dict[str, Any]], timeout: float = 30.0) -> None:
         """Create or replace the CRDs, then wait until each is Established (served)."""
-        api = k8s.ApiextensionsV1Api(self.api_client())
+        api: Any = k8s.ApiextensionsV1Api(self.api_client())  # plain dicts as bodies, as kubectl sends
         names = []
         for document in documents:
             name = document["metadata"]["name"]
