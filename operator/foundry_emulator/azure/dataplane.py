@@ -44,7 +44,11 @@ DOMAINS = {
     "services.ai.azure.com": "services",
     "cognitiveservices.azure.com": "cognitive",
 }
-CERT_NAMES = tuple(f"*.{domain}" for domain in DOMAINS)
+# Entra ID's public authority: clients that keep the default authority host (LiteLLM's own
+# credentials, DefaultAzureCredential without AZURE_AUTHORITY_HOST) reach the emulator's Entra ID
+# through the proxy, and MSAL, knowing the host, skips instance discovery.
+ENTRA_HOST = "login.microsoftonline.com"
+CERT_NAMES = (*(f"*.{domain}" for domain in DOMAINS), ENTRA_HOST)
 # Per 1 unit of deployment capacity (1,000 tokens per minute): requests per 10 seconds, as the
 # deployment's ``rateLimits`` advertise (wire.py).
 RATE_WINDOW_SECONDS = 10.0
@@ -458,8 +462,9 @@ class DataPlane:
 
 
 class EndpointProxy:
-    """A plain HTTP CONNECT proxy for ``HTTPS_PROXY``: tunnels the accounts' public host names (and the
-    emulator's own address) to the emulator's TLS port; anything else is refused with a reason."""
+    """A plain HTTP CONNECT proxy for ``HTTPS_PROXY``: tunnels the accounts' public host names, Entra
+    ID's (login.microsoftonline.com) and the emulator's own address to the emulator's TLS port;
+    anything else is refused with a reason."""
 
     def __init__(self, state: EmulatorState, host: str = "127.0.0.1") -> None:
         self._state = state
@@ -511,7 +516,7 @@ class EndpointProxy:
             await _refuse(writer, 405, "this proxy only tunnels HTTPS (CONNECT host:443)")
             return
         host = target.rsplit(":", 1)[0].strip("[]").lower()
-        own = {self._target[0], "127.0.0.1", "localhost"}
+        own = {self._target[0], "127.0.0.1", "localhost", ENTRA_HOST}
         if host not in own and account_for_host(self._state, host) is None:
             await _refuse(
                 writer,
