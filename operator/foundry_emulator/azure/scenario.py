@@ -31,6 +31,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+class RoleGrant(_Strict):
+    """A role assignment the principal holds from the start (see roles.py for the roles known)."""
+
+    role: str  # "Cognitive Services User", "Cognitive Services OpenAI User", or the role's GUID
+    scope: str  # an ARM id: /subscriptions/{sub}[/resourceGroups/{rg}[/providers/.../accounts/{name}]]
+
+
 class Principal(_Strict):
     """An Entra ID application (service principal) that may obtain tokens."""
 
@@ -42,6 +49,8 @@ class Principal(_Strict):
     federatedAudiences: list[str] = Field(default_factory=lambda: ["api://AzureADTokenExchange"])
     # ARM scope prefixes the principal holds a role on; None means the whole subscription.
     scopes: list[str] | None = None
+    # Data-plane role assignments (Microsoft.Authorization/roleAssignments) held from the start.
+    roles: list[RoleGrant] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_a_credential(self) -> Principal:
@@ -310,6 +319,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 
 def cross_check(s: Scenario) -> Iterator[tuple[Loc, str]]:
     """References between sections, which field validators cannot see."""
+    from .roles import find_role, role_names  # roles.py imports this module's neighbours
+
     if not any(p.clientSecret for p in s.principals):
         yield (
             ("principals",),
@@ -319,6 +330,18 @@ def cross_check(s: Scenario) -> Iterator[tuple[Loc, str]]:
     for i, p in enumerate(s.principals):
         if client_ids.count(p.clientId.lower()) > 1:
             yield ("principals", i, "clientId"), f"duplicate clientId {p.clientId}"
+        for gi, grant in enumerate(p.roles):
+            if find_role(grant.role) is None:
+                yield (
+                    ("principals", i, "roles", gi, "role"),
+                    f"unknown role {grant.role!r}: use one of {', '.join(role_names())} (or its GUID)",
+                )
+            if not grant.scope.lower().startswith(f"/subscriptions/{s.subscriptionId.lower()}"):
+                yield (
+                    ("principals", i, "roles", gi, "scope"),
+                    f"scope {grant.scope!r} is not in subscription {s.subscriptionId} "
+                    "(use /subscriptions/<id>[/resourceGroups/<rg>[/providers/Microsoft.CognitiveServices/accounts/<name>]])",
+                )
     models = {m.name.lower(): m for m in s.models}
     if len(models) != len(s.models):
         yield ("models",), "model names must be unique (case-insensitively)"

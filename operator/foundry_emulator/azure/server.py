@@ -15,9 +15,11 @@ from types import TracebackType
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from . import dataplane, roles
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import Admin
 from .arm import Arm
+from .dataplane import DataPlane, EndpointProxy
 from .entra import Entra, SigningKey
 from .faults import FaultSet
 from .requestlog import FAIL_OPERATION, FAULT, OPERATION, PRINCIPAL, RequestLog
@@ -54,6 +56,7 @@ class AzureEmulator:
         self.throttler = Throttler(scenario.throttling, time.monotonic)
         self.faults = FaultSet()
         self.log = RequestLog()
+        self.proxy = EndpointProxy(self.state)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -65,6 +68,11 @@ class AzureEmulator:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = f"[{host}]" if ":" in host else host
         return f"https://{host}:{self.port}"
+
+    @property
+    def proxy_url(self) -> str:
+        """HTTPS_PROXY for clients of the data plane: tunnels the accounts' public host names here."""
+        return self.proxy.url
 
     @property
     def ca_file(self) -> Path:
@@ -103,14 +111,24 @@ class AzureEmulator:
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tls = ensure_tls(self.state_dir, self._tls_hostnames)
-        entra = Entra(self.state, SigningKey(self.state_dir))
+        tls = ensure_tls(self.state_dir, [*self._tls_hostnames, *dataplane.CERT_NAMES])
+        key = SigningKey(self.state_dir)
+        entra = Entra(self.state, key)
         arm = Arm(self.state, entra, self.throttler)
+        role_api = roles.RoleApi(self.state, entra, self.throttler)
+        data = DataPlane(self.state, key)
+
+        async def subscriptions(request: web.Request) -> web.StreamResponse:
+            # Microsoft.Authorization routes are checked first; everything else is CognitiveServices.
+            return await (role_api.handle if roles.matches(request.path) else arm.handle)(request)
+
         app = web.Application(middlewares=[self._log_requests, self._inject_faults])
         Admin(self.state, self.throttler, self.faults, self.log).add_routes(app)
         app.add_routes(
             [
-                web.route("*", "/subscriptions/{tail:.*}", arm.handle),
+                web.route("*", "/subscriptions/{tail:.*}", subscriptions),
+                web.route("*", "/openai/{tail:.*}", data.handle),
+                web.route("*", "/models/{tail:.*}", data.handle),
                 web.get("/{tenant}/v2.0/.well-known/openid-configuration", entra.openid_configuration),
                 web.get("/{tenant}/.well-known/openid-configuration", entra.openid_configuration),
                 web.get("/{tenant}/discovery/v2.0/keys", entra.keys),
@@ -122,8 +140,10 @@ class AzureEmulator:
         site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=tls.server_context())
         await site.start()
         self.port = _bound_port(self._runner)
+        await self.proxy.start("127.0.0.1" if self.host in ("0.0.0.0", "") else self.host, self.port)
 
     async def stop(self) -> None:
+        await self.proxy.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -164,7 +184,7 @@ class AzureEmulator:
                 durationMs=round((time.monotonic() - started) * 1000, 3),
                 principal=request.get(PRINCIPAL),
                 operation=request.get(OPERATION),
-                service="arm" if request.path.lower().startswith("/subscriptions/") else "entra",
+                service=_service_of(request.path),
                 fault=request.get(FAULT),
             )
 
@@ -195,3 +215,10 @@ def _bound_port(runner: web.AppRunner) -> int:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     raise RuntimeError("the emulator did not bind a TCP port")
+
+
+def _service_of(path: str) -> str:
+    lowered = path.lower()
+    if lowered.startswith("/subscriptions/"):
+        return "arm"
+    return "dataplane" if lowered.startswith(("/openai/", "/models/")) else "entra"

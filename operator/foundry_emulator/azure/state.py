@@ -21,6 +21,7 @@ from typing import Any, Literal
 from . import errors
 from .catalog import Catalog, Offering, localized_usage_name
 from .errors import ArmError
+from .roles import RoleAssignments
 from .scenario import Account, CatalogModel, LifecycleStatus, Quota, Replacement, Scenario, SkuOffer
 
 Action = Literal["create", "update", "delete"]
@@ -154,6 +155,7 @@ class EmulatorState:
         self.accounts: dict[tuple[str, str], AccountRecord] = {}
         self.operations: dict[str, Operation] = {}
         self._in_flight: list[Operation] = []
+        self.role_assignments = RoleAssignments.from_principals(s.principals, self._utcnow())
         seed = Caller(client_id="scenario", object_id="scenario")
         for account in s.accounts:
             # Scenario accounts have a custom subdomain, their name unless the scenario says otherwise.
@@ -189,6 +191,9 @@ class EmulatorState:
 
     def today(self) -> dt.date:
         return self._utcnow().date()
+
+    def utcnow(self) -> dt.datetime:
+        return self._utcnow()
 
     # -- accounts ---------------------------------------------------------------------------
 
