@@ -1,6 +1,7 @@
-"""Reliability fixtures: the integration world (tests/integration/conftest.py), a third Azure
-account, and a ledger of what the suite did (faults injected, kills, restarts) for
-docs/reliability.md. The ledger is printed at the end of the run and written to
+"""Reliability fixtures: the integration world (tests/integration/conftest.py) on the session's
+real kube-apiserver, a third Azure account, the fault proxy for the Kubernetes faults a real server
+does not produce on demand, and a ledger of what the suite did (faults injected, kills, restarts)
+for docs/reliability.md. The ledger is printed at the end of the run and written to
 build/reliability-counts.json.
 """
 
@@ -21,7 +22,8 @@ from kubernetes import client as k8s
 
 from foundry_emulator.azure.faults import Fault, FaultSpec
 from foundry_emulator.azure.scenario import Account, CapacityRange, Principal, Scenario
-from foundry_emulator.kube import FaultRule
+from foundry_emulator.controlplane import ControlPlane
+from foundry_emulator.controlplane.proxy import FaultProxy, Rule
 from foundry_emulator.sandbox import OperatorProcess, Sandbox, sandbox
 from foundry_operator.settings import OperatorSettings
 from tests.integration.conftest import ROOT, quick_scenario
@@ -42,14 +44,14 @@ class Ledger:
 
     def __init__(self) -> None:
         self.azure_faults: list[Fault] = []
-        self.kube_rules: list[FaultRule] = []
+        self.kube_rules: list[Rule] = []
         self.counts: Counter[str] = Counter()
 
     def totals(self) -> dict[str, int]:
         totals = dict(self.counts)
         totals["azure_faults_hit"] = sum(fault.hits for fault in self.azure_faults)
         totals["azure_fault_rules"] = len(self.azure_faults)
-        totals["kube_faults_hit"] = sum(rule_used(rule) for rule in self.kube_rules)
+        totals["kube_faults_hit"] = sum(rule.hits for rule in self.kube_rules)
         injected = ("azure_faults_hit", "azure_foreign_writes", "kube_faults_hit", "kube_forbidden_403")
         extra = ("kube_interleaved_writes", "kube_watches_broken", "kube_configmaps_deleted_by_hand")
         totals["faults_injected_total"] = sum(totals.get(key, 0) for key in (*injected, *extra))
@@ -57,11 +59,6 @@ class Ledger:
 
 
 LEDGER = Ledger()
-_INITIAL: dict[int, int] = {}
-
-
-def rule_used(rule: FaultRule) -> int:
-    return _INITIAL.get(id(rule), rule.remaining) - rule.remaining
 
 
 def reliability_scenario() -> Scenario:
@@ -85,12 +82,14 @@ def reliability_scenario() -> Scenario:
 
 
 @asynccontextmanager
-async def world(state_dir: Path) -> AsyncIterator[Sandbox]:
-    async with sandbox(state_dir, reliability_scenario()) as box:
+async def world(state_dir: Path, control_plane: ControlPlane) -> AsyncIterator[Sandbox]:
+    """A sandbox on the session's API server; its 403s are counted from the server's audit log."""
+    async with sandbox(state_dir, reliability_scenario(), control_plane) as box:
+        mark = box.kube.audit.mark()
         try:
             yield box
         finally:
-            tally_kube(box)
+            tally_kube(box, mark)
         for process in box.processes:  # the operator processes' logs: no secret in any line
             await process.stop()
             text = process.log_path.read_text(errors="replace")
@@ -99,8 +98,8 @@ async def world(state_dir: Path) -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with world(tmp_path) as box:
+async def box(tmp_path: Path, control_plane: ControlPlane) -> AsyncIterator[Sandbox]:
+    async with world(tmp_path, control_plane) as box:
         yield box
 
 
@@ -129,9 +128,9 @@ def _no_secret_in_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None
     assert not found, f"secret values in log records: {sorted(found)}"
 
 
-def tally_kube(world: Sandbox) -> None:
-    """Kubernetes faults a sandbox produced: RBAC refusals (403) by the tests' authorizers."""
-    LEDGER.counts["kube_forbidden_403"] += sum(1 for e in world.kube.requests if e.status == 403)
+def tally_kube(world: Sandbox, mark: int) -> None:
+    """Kubernetes refusals a sandbox met: 403s from the real RBAC authorizer, per the audit log."""
+    LEDGER.counts["kube_forbidden_403"] += sum(1 for e in world.kube.audit.since(mark) if e.status == 403)
 
 
 def inject(box: Sandbox, **fault: Any) -> Fault:
@@ -141,22 +140,22 @@ def inject(box: Sandbox, **fault: Any) -> Fault:
     return added
 
 
-def kube_fail(box: Sandbox, count: int, **criteria: Any) -> FaultRule:
-    rule = box.kube.fail_next(count, **criteria)
-    _INITIAL[id(rule)] = count
+async def proxied_operator(box: Sandbox, settings: OperatorSettings) -> FaultProxy:
+    """The in-process operator, logged in as admin through a fault proxy (which forwards as admin)."""
+    proxy = await box.fault_proxy()
+    await box.start_operator(settings, kubeconfig=box.operator_kubeconfig("proxied", server=proxy.url))
+    return proxy
+
+
+def kube_fail(proxy: FaultProxy, count: int, code: int = 500, **criteria: Any) -> Rule:
+    """The next `count` matching requests answered `code` by the proxy (never reaching the server)."""
+    rule = proxy.fail_next(count, code, **criteria)
     LEDGER.kube_rules.append(rule)
     return rule
 
 
-def kube_conflict(box: Sandbox, resource: str, count: int, name: str | None = None) -> FaultRule:
-    rule = box.kube.conflict_next(resource, count, name=name)
-    _INITIAL[id(rule)] = count
-    LEDGER.kube_rules.append(rule)
-    return rule
-
-
-def close_watches(box: Sandbox, **kwargs: Any) -> int:
-    closed = box.kube.close_watches(**kwargs)
+def close_watches(proxy: FaultProxy) -> int:
+    closed = proxy.close_watches()
     LEDGER.counts["kube_watches_broken"] += closed
     return closed
 

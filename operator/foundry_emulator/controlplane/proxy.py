@@ -9,7 +9,13 @@ What it adds, and why a real server cannot be asked for it directly:
   another writer's update landing between the operator's read and its write, so the server
   answers the operator with a genuine 409 Conflict;
 - `close_watches`: the watch streams in flight end now (as when a load balancer or an apiserver
-  instance drops them), without restarting the server.
+  instance drops them), without restarting the server;
+- `record=True`: every request body (and every non-watch response body) kept in `exchanges`,
+  which the audit log (Metadata level) does not hold, e.g. to scan what a client sent for secrets.
+
+With `identity=None` the proxy presents no client certificate and passes the client's
+`Authorization` header through: a token-authenticated client (a ServiceAccount) stays itself,
+and the server's RBAC judges it, not the proxy.
 """
 
 from __future__ import annotations
@@ -98,11 +104,24 @@ class Rule:
 _REASONS = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One forwarded request: what the client sent and (except for watches) what it was told."""
+
+    info: RequestInfo
+    path: str
+    request_body: bytes
+    status: int
+    response_body: bytes
+
+
 @dataclass
 class FaultProxy:
     control_plane: ControlPlane
-    identity: KeyPair
+    identity: KeyPair | None
+    record: bool = False
     rules: list[Rule] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
     _watches: set[web.StreamResponse] = field(default_factory=set)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -114,7 +133,8 @@ class FaultProxy:
 
     async def start(self) -> FaultProxy:
         upstream = ssl.create_default_context(cafile=str(self.control_plane.ca.cert_file))
-        upstream.load_cert_chain(self.identity.cert_file, self.identity.key_file)
+        if self.identity is not None:
+            upstream.load_cert_chain(self.identity.cert_file, self.identity.key_file)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=upstream), timeout=aiohttp.ClientTimeout(total=None)
         )
@@ -189,26 +209,45 @@ class FaultProxy:
                 )
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        if self.identity is not None:
+            # The server would authenticate the certificate first anyway; drop the header so that
+            # the identity forwarded is unambiguous.
+            headers.pop("Authorization", None)
+            headers.pop("authorization", None)
         body = await request.read()
+        if body and "Content-Type" not in request.headers:
+            # The `kubernetes` client sends JSON bodies without a type, which the API server reads
+            # as JSON; aiohttp would label them octet-stream, which the server refuses (415).
+            headers["Content-Type"] = "application/json"
         target = f"{self.control_plane.url}{request.rel_url}"
+        # The kubernetes client sends JSON bodies without a Content-Type (the server takes JSON);
+        # aiohttp would label them application/octet-stream, which the server refuses (415).
         async with self._session.request(
-            request.method, target, headers=headers, data=body or None
+            request.method, target, headers=headers, data=body or None, skip_auto_headers=("Content-Type",)
         ) as upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():
-                if key.lower() not in _HOP_HEADERS:
+                # aiohttp hands over the body decompressed: the encoding header no longer holds.
+                if key.lower() not in _HOP_HEADERS and key.lower() != "content-encoding":
                     response.headers[key] = value
             await response.prepare(request)
             if info.verb == "watch":
                 self._watches.add(response)
                 response._foundry_task = asyncio.current_task()  # type: ignore[attr-defined]
+            kept = bytearray()
             try:
                 async for chunk in upstream.content.iter_any():
+                    if self.record and info.verb != "watch":
+                        kept += chunk
                     await response.write(chunk)
             except asyncio.CancelledError:
                 # close_watches: the client sees its stream end, as when a connection drops.
                 return response
             finally:
                 self._watches.discard(response)
+                if self.record:
+                    self.exchanges.append(
+                        Exchange(info, str(request.rel_url), body, upstream.status, bytes(kept))
+                    )
             await response.write_eof()
             return response
