@@ -1,7 +1,9 @@
-"""`foundry-operator demo`: the operator's main job on the embedded default world.
+"""`foundry-operator demo`: the operator's main job on a local world, told in plain words.
 
-Starts the Azure emulator (the ADR's scenario) and an in-process Kubernetes API, runs the
-operator, applies examples/, waits for convergence, and prints llm-config and the statuses.
+Starts the Azure emulator (two accounts: aucert-ai in westus, the primary, and aucert-ai-east in
+eastus2), a real Kubernetes API server (kube-apiserver + etcd), runs the operator, applies
+examples/, and prints where each model went and why, one refusal with its fix, the resulting
+llm-config, and a truthful last line. With `--keep` the world stays up for kubectl.
 """
 
 from __future__ import annotations
@@ -18,128 +20,221 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from foundry_emulator.sandbox import Sandbox, load_documents, sandbox
+from foundry_operator.api.models import FoundryDeploymentStatus
 from foundry_operator.azure.arm import classify_operation
 
 NAMESPACE = "aucert"
 DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
+# The incident the demo replays: gpt-5.3-codex asked for at a version the catalog does not have.
+WRONG_VERSION = {
+    "apiVersion": "foundry.llmops.io/v1alpha1",
+    "kind": "FoundryDeployment",
+    "metadata": {"name": "codex-wrong-version"},
+    "spec": {
+        "model": {"name": "gpt-5.3-codex", "version": "2025-12-20"},
+        "deploymentName": "gpt-5.3-codex-old",
+        "accounts": ["aucert-ai"],
+        "keys": ["CODING_OLD"],
+    },
+}
 
-def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), None)
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == type_), {})
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    return _condition(obj, "Ready").get("status") == "True"
+
+
+def _stalled(obj: dict[str, Any]) -> bool:
+    return _condition(obj, "Stalled").get("status") == "True"
 
 
 def _settled(objects: list[dict[str, Any]]) -> bool:
-    """Every object is Ready, or stalled with a reason (which the table will show)."""
-    for obj in objects:
-        ready = _ready(obj)
-        stalled = any(
-            c.get("type") == "Stalled" and c.get("status") == "True"
-            for c in obj.get("status", {}).get("conditions", [])
-        )
-        if not (ready and ready.get("status") == "True") and not stalled:
-            return False
-    return bool(objects)
+    """Every object is Ready or stalled with a reason: nothing more will happen without a change."""
+    return bool(objects) and all(_ready(obj) or _stalled(obj) for obj in objects)
 
 
-async def _demo(examples: Path, timeout: float, console: Console) -> int:
-    from foundry_emulator.sandbox import load_documents, sandbox
+async def _wait_settled(box: Sandbox, timeout: float) -> list[dict[str, Any]]:
+    async def settled() -> list[dict[str, Any]] | None:
+        objects = await box.list("FoundryDeployment", NAMESPACE)
+        return objects if _settled(objects) else None
 
-    documents = load_documents([examples])
-    with tempfile.TemporaryDirectory(prefix="foundry-demo-") as state:
-        async with sandbox(Path(state)) as box:
-            console.print(f"[bold]Azure emulator[/] {box.azure.url}   [bold]Kubernetes API[/] {box.kube.url}")
-            await box.start_operator()
-            started = time.monotonic()
-            await box.apply(documents, NAMESPACE)
-            kinds = Counter(doc["kind"] for doc in documents)
-            console.print(f"applied {dict(kinds)} from {examples} into namespace {NAMESPACE}")
-
-            async def converged() -> list[dict[str, Any]] | None:
-                objects = await box.list("FoundryDeployment", NAMESPACE)
-                return objects if _settled(objects) else None
-
-            try:
-                deployments = await box.wait_for(converged, timeout, interval=0.25, what="convergence")
-            except TimeoutError:
-                deployments = await box.list("FoundryDeployment", NAMESPACE)
-                console.print(f"[red]not converged after {timeout:.0f}s[/]")
-            elapsed = time.monotonic() - started
-            config = await box.config_map(NAMESPACE) or {}
-            accounts = await box.list("FoundryAccount", NAMESPACE)
-            log = box.azure.log.since(0)
-            _print(console, config, accounts, deployments, elapsed, log)
-            all_ready = all((_ready(obj) or {}).get("status") == "True" for obj in deployments)
-            return 0 if all_ready and deployments else 1
+    try:
+        result: list[dict[str, Any]] = await box.wait_for(settled, timeout, interval=0.25, what="convergence")
+        return result
+    except TimeoutError:
+        return await box.list("FoundryDeployment", NAMESPACE)
 
 
-def _print(
-    console: Console,
-    config: dict[str, str],
-    accounts: list[dict[str, Any]],
-    deployments: list[dict[str, Any]],
-    elapsed: float,
-    log: list[Any],
-) -> None:
-    console.rule(f"ConfigMap {NAMESPACE}/llm-config")
-    for key in sorted(k for k in config if k != "models.json"):
+def _placements(console: Console, deployments: list[dict[str, Any]]) -> None:
+    console.rule("Where each model went, and why")
+    for obj in sorted(deployments, key=lambda o: o["metadata"]["name"]):
+        status = FoundryDeploymentStatus.model_validate(obj.get("status") or {})
+        model = obj["spec"]["model"]["name"]
+        first = obj["spec"]["accounts"][0]
+        if not _ready(obj):
+            console.print(f"[yellow]{model}[/]: not deployed. {_condition(obj, 'Ready').get('message', '')}")
+            continue
+        line = f"[bold]{model}[/] {status.model_version or ''} -> {status.account} ({status.region})"
+        if status.account == first:
+            console.print(f"{line}: the first account listed offers it")
+            continue
+        refused = next((c for c in status.candidates if c.account == first), None)
+        why = refused.reason if refused else "the first account could not take it"
+        console.print(f"{line}, not {first}: {why}", highlight=False)
+
+
+async def _refusal(console: Console, box: Sandbox, timeout: float) -> None:
+    console.rule("A refusal, before anything is written to Azure")
+    spec = WRONG_VERSION["spec"]
+    console.print(
+        f"Applying {WRONG_VERSION['metadata']['name']}: {spec['model']['name']} "  # type: ignore[index]
+        f"version {spec['model']['version']} (the version the incident asked for)",  # type: ignore[index]
+        highlight=False,
+    )
+    puts_before = _arm_writes(box)
+    await box.apply([WRONG_VERSION], NAMESPACE)
+    name = str(WRONG_VERSION["metadata"]["name"])  # type: ignore[index]
+
+    async def refused() -> dict[str, Any] | None:
+        obj = await box.get("FoundryDeployment", NAMESPACE, name)
+        return obj if _stalled(obj) else None
+
+    try:
+        obj = await box.wait_for(refused, timeout, interval=0.25, what="the refusal")
+    except TimeoutError:
+        console.print("[red]the operator did not refuse it in time[/]")
+        return
+    ready = _condition(obj, "Ready")
+    console.print(f"Ready=False, reason {ready.get('reason')}:", highlight=False)
+    console.print(f"  {ready.get('message')}", highlight=False)
+    console.print(
+        f"Azure writes for it: {_arm_writes(box) - puts_before}. The fix is in the message: "
+        "set spec.model.version to an offered version, or omit it for the region's default.",
+        highlight=False,
+    )
+    await box.delete("FoundryDeployment", NAMESPACE, name)
+
+
+def _arm_writes(box: Sandbox) -> int:
+    return sum(
+        1 for e in box.azure.log.since(0) if e["service"] == "arm" and e["method"] in ("PUT", "PATCH", "DELETE")
+    )
+
+
+def _config(console: Console, config: dict[str, str]) -> None:
+    console.rule(f"ConfigMap {NAMESPACE}/llm-config (what the inference pods read)")
+    for key in sorted(k for k in config if k.startswith("FOUNDRY_")):
         console.print(f"{key}={config[key]}", highlight=False)
-    if "models.json" in config:
-        console.print(f"models.json: {len(config['models.json'])} bytes", highlight=False)
+    for key in sorted(k for k in config if not k.startswith("FOUNDRY_")):
+        console.print(f"{key}: {len(config[key])} bytes", highlight=False)
 
-    table = Table(title="FoundryAccounts", title_justify="left")
-    for column in ("NAME", "READY", "ACCOUNT", "REGION", "KIND"):
-        table.add_column(column)
-    for obj in accounts:
-        ready = _ready(obj) or {}
-        status = obj.get("status", {})
-        table.add_row(
-            obj["metadata"]["name"],
-            ready.get("status", "-"),
-            obj["spec"]["accountName"],
-            status.get("location", "-"),
-            status.get("kind", "-"),
-        )
-    console.print(table)
 
-    table = Table(title=f"FoundryDeployments (converged in {elapsed:.1f}s)", title_justify="left")
-    for column in ("NAME", "READY", "ACCOUNT", "REGION", "MODEL", "VERSION", "KEYS", "TRUE CONDITIONS"):
+def _table(console: Console, deployments: list[dict[str, Any]], elapsed: float) -> None:
+    table = Table(title=f"kubectl get fdep -n {NAMESPACE} (after {elapsed:.1f} s)", title_justify="left")
+    for column in ("NAME", "READY", "ACCOUNT", "REGION", "MODEL", "VERSION", "KEYS"):
         table.add_column(column, overflow="fold")
     for obj in sorted(deployments, key=lambda o: o["metadata"]["name"]):
-        status = obj.get("status", {})
-        ready = _ready(obj) or {}
-        conditions = " ".join(c["type"] for c in status.get("conditions", []) if c["status"] == "True")
+        status = FoundryDeploymentStatus.model_validate(obj.get("status") or {})
         table.add_row(
             obj["metadata"]["name"],
-            ready.get("status", "-"),
-            status.get("account", "-"),
-            status.get("region", "-"),
+            _condition(obj, "Ready").get("status", "-"),
+            status.account or "-",
+            status.region or "-",
             obj["spec"]["model"]["name"],
-            status.get("modelVersion", "-"),
-            ",".join(status.get("publishedKeys", [])),
-            conditions,
+            status.model_version or "-",
+            ",".join(status.published_keys),
         )
     console.print(table)
-    for obj in deployments:
-        ready = _ready(obj) or {}
-        if ready.get("status") != "True":
-            console.print(
-                f"[yellow]{obj['metadata']['name']}[/]: {ready.get('reason')}: {ready.get('message')}"
-            )
+
+
+def _arm_summary(console: Console, box: Sandbox) -> None:
+    log = box.azure.log.since(0)
     arm = [entry for entry in log if entry["service"] == "arm"]
-    if arm:
-        counts = Counter(
-            f"{entry['method']:6} {classify_operation(entry['path']):26} {entry['status']}" for entry in arm
+    counts = Counter(f"{e['method']:6} {classify_operation(e['path']):26} {e['status']}" for e in arm)
+    conflicts = sum(1 for e in arm if e["status"] == 409)
+    throttled = sum(1 for e in arm if e["status"] == 429)
+    console.rule(f"{len(arm)} Azure Resource Manager requests ({conflicts} conflicts, {throttled} throttled)")
+    for kind, count in sorted(counts.items()):
+        console.print(f"{count:4d}  {kind}", highlight=False)
+
+
+def _last_line(console: Console, deployments: list[dict[str, Any]], elapsed: float) -> bool:
+    waiting = [obj for obj in deployments if not _ready(obj)]
+    if deployments and not waiting:
+        console.print(f"[green]converged[/]: {len(deployments)} of {len(deployments)} Ready in {elapsed:.1f} s")
+        return True
+    console.print(f"[red]not converged[/]: {len(waiting)} of {len(deployments)} not Ready")
+    for obj in waiting:
+        ready = _condition(obj, "Ready")
+        console.print(
+            f"  {obj['metadata']['name']}: {ready.get('reason', 'no status yet')}: {ready.get('message', '')}",
+            highlight=False,
         )
-        console.rule(f"{len(arm)} ARM requests made by the operator (method, operation, status)")
-        for kind, count in sorted(counts.items()):
-            console.print(f"{count:4d}  {kind}", highlight=False)
-    tokens = [entry for entry in log if entry["service"] == "entra"]
-    console.print(f"{len(tokens)} Entra ID token requests", highlight=False)
+    return False
 
 
-def run_demo(examples: Path | None, timeout: float) -> int:
+def _keep_instructions(console: Console, box: Sandbox) -> None:
+    kubeconfig = box.state_dir / "kubeconfig"
+    kubectl_dir = box.kube.binaries
+    console.rule("The world stays up (Ctrl-C to stop it). In another shell:")
+    console.print(f"export KUBECONFIG={kubeconfig}", highlight=False)
+    if kubectl_dir is not None and (kubectl_dir / "kubectl").exists():
+        console.print(f"export PATH={kubectl_dir}:$PATH   # kubectl {box.kube.version}", highlight=False)
+    console.print(f"kubectl get fdep -n {NAMESPACE}", highlight=False)
+    console.print(f"kubectl describe fdep reasoning-pro -n {NAMESPACE}", highlight=False)
+    console.print(f"kubectl get cm llm-config -n {NAMESPACE} -o yaml", highlight=False)
+    console.print(f"kubectl apply -n {NAMESPACE} -f {DEFAULT_EXAMPLES}", highlight=False)
+
+
+async def _demo(examples: Path, timeout: float, keep: bool, state_dir: Path, console: Console) -> int:
+    documents = load_documents([examples])
+    async with sandbox(state_dir) as box:
+        console.print(
+            f"Kubernetes API server {box.kube.version} at {box.kube.url}; Azure emulator at {box.azure.url}",
+            highlight=False,
+        )
+        console.print(
+            "Azure accounts: aucert-ai (westus, the primary) and aucert-ai-east (eastus2)", highlight=False
+        )
+        await box.start_operator()
+        started = time.monotonic()
+        await box.apply(documents, NAMESPACE)
+        kinds = Counter(doc["kind"] for doc in documents)
+        console.print(
+            f"applied {', '.join(f'{n} {k}' for k, n in kinds.items())} from {examples} to namespace {NAMESPACE}",
+            highlight=False,
+        )
+        deployments = await _wait_settled(box, timeout)
+        elapsed = time.monotonic() - started
+        _placements(console, deployments)
+        await _refusal(console, box, 30.0)
+        _config(console, await box.config_map(NAMESPACE) or {})
+        _table(console, deployments, elapsed)
+        _arm_summary(console, box)
+        converged = _last_line(console, deployments, elapsed)
+        if keep:
+            _keep_instructions(console, box)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
+        return 0 if converged else 1
+
+
+def run_demo(examples: Path | None, timeout: float, keep: bool = False, state_dir: Path | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
-    # Waiting for accounts is reported by kopf as a temporary handler failure; the table tells the story.
-    logging.getLogger("kopf").setLevel(logging.CRITICAL)
+    logging.getLogger("kopf").setLevel(logging.WARNING)
     console = Console(width=None if sys.stdout.isatty() else 150)
-    return asyncio.run(_demo(examples or DEFAULT_EXAMPLES, timeout, console))
+    with tempfile.TemporaryDirectory(prefix="foundry-demo-") as temporary:
+        directory = state_dir or Path(temporary)
+        try:
+            return asyncio.run(_demo(examples or DEFAULT_EXAMPLES, timeout, keep, directory, console))
+        except KeyboardInterrupt:
+            console.print("stopped")
+            return 0

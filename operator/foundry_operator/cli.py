@@ -200,6 +200,7 @@ def emulator(host: str, port: int, scenario: Path | None, state_dir: Path | None
     Serves until Ctrl-C. With --print-env, the `export` lines instead: save them to a file and
     source it in another shell (docs/emulator.md).
     """
+    _require_emulator("emulator")
     from foundry_emulator.azure.cli import run_emulator, startup_problem
     from foundry_emulator.azure.scenario import ScenarioError
 
@@ -225,11 +226,34 @@ def emulator(host: str, port: int, scenario: Path | None, state_dir: Path | None
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for convergence."
 )
-def demo(examples_dir: Path | None, timeout: float) -> None:
-    """Run the whole job locally: Azure emulator + in-process Kubernetes API + the operator + examples/."""
-    from foundry_operator.demo import run_demo
+@click.option("--keep", is_flag=True, help="Stay up for kubectl (prints export KUBECONFIG=...) until Ctrl-C.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the control plane, the emulator and the kubeconfig live (default: a temporary folder).",
+)
+def demo(examples_dir: Path | None, timeout: float, keep: bool, state_dir: Path | None) -> None:
+    """Run the whole job locally: Azure emulator + a real Kubernetes API server + the operator + examples/."""
+    _require_emulator("demo")
+    from foundry_emulator.controlplane import ControlPlaneError, ControlPlaneUnavailable
+    from foundry_emulator.demo import run_demo
 
-    sys.exit(run_demo(examples_dir, timeout))
+    try:
+        sys.exit(run_demo(examples_dir, timeout, keep=keep, state_dir=state_dir))
+    except (ControlPlaneUnavailable, ControlPlaneError) as exc:
+        raise click.ClickException(f"the local Kubernetes API server could not start: {exc}") from exc
+
+
+def _require_emulator(command: str) -> None:
+    """The emulator, the control plane launcher and the demo are their own distribution."""
+    try:
+        import foundry_emulator  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(
+            f"`foundry-operator {command}` needs the emulator distribution, which the operator's image "
+            "and wheel leave out: pip install 'foundry-operator[emulator]' (from a checkout: pip install ./operator)"
+        ) from exc
 
 
 @main.command()
