@@ -24,24 +24,26 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.scenario import Planned
-    from bench.world import World
+    from foundry_emulator.azure import AzureEmulator
 
 SCOPE = "https://management.azure.com/.default"
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
 
 
-async def run_baseline(world: World, planned: list[Planned], mode: str) -> dict[str, Any]:
-    """Run one baseline against the world's Azure emulator, in a child process."""
+async def run_baseline(
+    azure: AzureEmulator, state_dir: Path, planned: list[Planned], mode: str
+) -> dict[str, Any]:
+    """Run one baseline against this Azure emulator, in a child process (no Kubernetes involved)."""
     from bench.scenario import RESOURCE_GROUP, account_name
 
     job = {
         "mode": mode,
-        "url": world.azure.url,
-        "ca_file": str(world.azure.ca_file),
-        "tenant_id": world.azure.tenant_id,
-        "client_id": world.azure.client_id,
-        "client_secret": world.azure.client_secret,
-        "subscription_id": world.azure.subscription_id,
+        "url": azure.url,
+        "ca_file": str(azure.ca_file),
+        "tenant_id": azure.tenant_id,
+        "client_id": azure.client_id,
+        "client_secret": azure.client_secret,
+        "subscription_id": azure.subscription_id,
         "resource_group": RESOURCE_GROUP,
         "deployments": [
             {
@@ -53,7 +55,7 @@ async def run_baseline(world: World, planned: list[Planned], mode: str) -> dict[
             for item in planned
         ],
     }
-    path = world.state_dir / f"baseline-{mode}.json"
+    path = state_dir / f"baseline-{mode}.json"
     path.write_text(json.dumps(job))
     process = await asyncio.create_subprocess_exec(
         sys.executable,

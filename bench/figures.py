@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from bench import scenario as sc
 from bench.baselines import run_baseline
 from bench.stats import percentile
-from bench.world import OperatorProcess, World, open_world, summarize_arm, summarize_kube
+from bench.world import OperatorProcess, World, open_azure, open_world, summarize_arm, summarize_kube
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ async def convergence(
     run: int,
     with_steady: bool,
     with_reaction: bool,
-    beside: Callable[[], Awaitable[Any]] | None = None,
+    beside: Callable[[], Coroutine[Any, Any, Any]] | None = None,
 ) -> dict[str, Any]:
     """N new deployments over M accounts: time to all-Ready; then a steady-state window and the
     adoption reaction time in the same world.
@@ -68,7 +68,7 @@ async def convergence(
     state = config.work_dir / f"convergence-{n}-{run}"
     async with open_world(state, scenario, sc.NAMESPACE) as world:
         operator = await _start(world, config, config.accounts)
-        arm0, kube0 = world.azure.log.last_seq, world.kube_last_id()
+        arm0, kube0 = world.azure.log.last_seq, world.kube_mark()
         cpu0 = operator.stats().cpu_seconds
         started = time.monotonic()
         await world.apply(sc.deployment_manifest(item) for item in planned)
@@ -98,6 +98,7 @@ async def convergence(
             "operator_peak_rss_mib": round(stats.peak_rss_mib, 1),
             "ready_reasons_seen": {f"{k}/{r}": c for (k, r), c in world.readiness.reasons.items()},
             "throttling_visible": world.readiness.throttle_messages + world.warning_events,
+            "kubernetes": dict(world.server),
         }
         side = asyncio.create_task(beside()) if beside is not None else None
         try:
@@ -117,7 +118,7 @@ async def convergence(
 async def steady_state(world: World, operator: OperatorProcess, config: Config) -> dict[str, Any]:
     """Requests and CPU over whole resync rounds once everything is Ready and quiet."""
     await world.wait_quiet(1.0)
-    arm0, kube0 = world.azure.log.last_seq, world.kube_last_id()
+    arm0, kube0 = world.azure.log.last_seq, world.kube_mark()
     cpu0 = operator.stats().cpu_seconds
     window = config.resync_seconds * config.steady_rounds
     await asyncio.sleep(window)
@@ -144,6 +145,7 @@ async def steady_state(world: World, operator: OperatorProcess, config: Config) 
 async def reaction(world: World, planned: list[sc.Planned]) -> dict[str, Any]:
     """Apply a FoundryDeployment whose Azure deployment exists; time until its key is in llm-config."""
     samples = []
+    await world.watch_config_map()  # before the clock: a watch already open, as a consumer's would be
     for item in planned:
         world.azure.state.drift_create(
             sc.RESOURCE_GROUP,
@@ -158,13 +160,7 @@ async def reaction(world: World, planned: list[sc.Planned]) -> dict[str, Any]:
         key = f"FOUNDRY_DEPLOYMENT_{item.key}"
         started = time.monotonic()
         await world.apply([sc.deployment_manifest(item)])
-        await world.kube.wait_for(
-            "v1/configmaps",
-            world.namespace,
-            "llm-config",
-            lambda cm, key=key: bool(cm and key in (cm.get("data") or {})),
-            timeout=30,
-        )
+        await world.wait_config_map_key(key, timeout=30)
         samples.append(time.monotonic() - started)
     ordered = sorted(samples)
     return {
@@ -184,7 +180,7 @@ async def footprint(config: Config, n: int) -> dict[str, Any]:
     async with open_world(config.work_dir / f"footprint-{n}", scenario, sc.NAMESPACE) as world:
         operator = await _start(world, config, config.accounts)
         idle = operator.stats()
-        arm0, kube0 = world.azure.log.last_seq, world.kube_last_id()
+        arm0, kube0 = world.azure.log.last_seq, world.kube_mark()
         started = time.monotonic()
         await world.apply(sc.deployment_manifest(item) for item in planned)
         last = await world.wait_ready([p.object_name for p in planned], timeout=600)
@@ -211,7 +207,7 @@ async def baselines(config: Config, n: int, run: int, mode: str) -> dict[str, An
     planned = sc.plan(n, config.accounts)
     scenario = sc.build_scenario(config.accounts, config.lro_seconds, quota_per_model=n * sc.CAPACITY + 10)
     state = config.work_dir / f"baseline-{mode}-{n}-{run}"
-    async with open_world(state, scenario, sc.NAMESPACE) as world:
-        result = await run_baseline(world, planned, mode)
-        result["arm"] = summarize_arm(world.arm_since(0))
+    async with open_azure(state, scenario) as azure:
+        result = await run_baseline(azure, state, planned, mode)
+        result["arm"] = summarize_arm([e for e in azure.log.since(0) if e["service"] == "arm"])
         return result

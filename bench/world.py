@@ -1,38 +1,54 @@
-"""A bench world: both emulators in this process, the operator as its own process.
+"""A bench world: a real Kubernetes API server, the Azure emulator, the operator as its own process.
 
-The operator runs exactly as `foundry-operator run -A --standalone` runs in a pod: a separate
-process that finds Kubernetes through KUBECONFIG and Azure through the standard AZURE_*
-variables. That keeps its memory and CPU measurable on their own (/proc), and on this 2-core
-machine it gives the operator a core while the emulators and the bench driver share the other.
+The Kubernetes API is a real kube-apiserver + etcd (foundry_emulator.controlplane), started for
+each world so that every figure begins from an empty store. The Azure emulator runs in this
+process. The operator runs exactly as `foundry-operator run -A --standalone` runs in a pod: a
+separate process that finds Kubernetes through KUBECONFIG (its own client certificate, user
+`foundry-operator`) and Azure through the standard AZURE_* variables. That keeps its memory and
+CPU measurable on their own (/proc).
 
-The driver stays light: it creates objects in-process (through the API server's own admission,
-as kubectl's requests would go) and follows readiness from the API server's watch history
-(only what changed since the last look), never by listing every object again.
+The driver stays light: it creates objects with plain POSTs (as kubectl does) and follows
+readiness through real WATCHes of the namespace (one list when the namespace is still empty, then
+only the changes), never by listing every object again. It logs in as the admin user, so the
+API server's audit log tells its requests from the operator's: Kubernetes request counts are the
+audit entries of user `foundry-operator`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import sys
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from foundry_emulator.azure import AzureEmulator, Scenario
-from foundry_emulator.kube import KubeApiServer
-from foundry_emulator.sandbox import admission, crd_documents, defaulter
+from foundry_emulator.controlplane import AuditEntry, ControlPlane
+from foundry_emulator.sandbox import crd_documents
 from foundry_operator.azure.arm import classify_operation
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WRITE_METHODS = ("PUT", "PATCH", "DELETE", "POST")
+OPERATOR_USER = "foundry-operator"
+GROUP_VERSION = "foundry.llmops.io/v1alpha1"
+PLURALS = {"FoundryAccount": "foundryaccounts", "FoundryDeployment": "foundrydeployments"}
+# How many creations the driver keeps in flight: enough that creating 1,000 objects does not
+# dominate a figure, few enough to stay a light client next to the operator.
+CREATE_CONCURRENCY = 8
+# A watch event carries a whole object; llm-config with 1,000 entries is a few hundred KiB.
+READ_BUFSIZE = 16 * 1024 * 1024
 
 
 def extra_operator_env() -> dict[str, str]:
@@ -79,7 +95,7 @@ def process_stats(pid: int) -> ProcessStats:
 
 
 class OperatorProcess:
-    """`foundry-operator run -A --standalone` pointed at the emulators."""
+    """`foundry-operator run -A --standalone` pointed at the API server and the Azure emulator."""
 
     def __init__(self, process: asyncio.subprocess.Process, log_path: Path, metrics_port: int) -> None:
         self.process = process
@@ -95,6 +111,13 @@ class OperatorProcess:
         self.last_stats = process_stats(self.pid)
         return self.last_stats
 
+    async def kill(self) -> None:
+        """SIGKILL, as a crashed or evicted pod: no handler, finalizer or write gets to finish."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        await self.process.wait()
+
     async def stop(self, timeout: float = 15.0) -> int | None:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError, FileNotFoundError):
@@ -104,15 +127,28 @@ class OperatorProcess:
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
+                await self.kill()
         return self.process.returncode
+
+    async def metrics(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        """The operator's own Prometheus counters (`name{labels}` -> value); empty until it serves."""
+        try:
+            async with session.get(f"http://127.0.0.1:{self.metrics_port}/metrics", ssl=False) as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, OSError):
+            return {}
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    values[name] = float(value)
+        return values
 
 
 @dataclass
 class Readiness:
-    """What the driver saw of the FoundryDeployments, from the watch history."""
+    """What the driver saw of the FoundryDeployments, through its watch."""
 
     ready_at: dict[str, float] = field(default_factory=dict)  # first time Ready=True
     ready_now: set[str] = field(default_factory=set)
@@ -127,21 +163,104 @@ def _mentions_throttling(text: str) -> bool:
     return "429" in lowered or "throttl" in lowered or "toomanyrequests" in lowered
 
 
+def _is_ready(obj: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+class Watch:
+    """One collection followed as a controller would: a LIST for a resourceVersion, then a WATCH
+    from it (bookmarks keep the version fresh across the server's watch timeouts; only a 410 Gone
+    lists again). `on_event(type, object)` sees every ADDED/MODIFIED/DELETED."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        on_event: Callable[[str, dict[str, Any]], None],
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.on_event = on_event
+        self.params = dict(params or {})
+        self.listed = asyncio.Event()
+
+    async def _list(self) -> str:
+        params: dict[str, str] = {**self.params, "limit": "500"}
+        items: list[dict[str, Any]] = []
+        while True:
+            async with self.session.get(self.url, params=params) as resp:
+                resp.raise_for_status()
+                page = await resp.json()
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            params["continue"] = token
+        for item in items:
+            self.on_event("ADDED", item)
+        return str(page["metadata"]["resourceVersion"])
+
+    async def run(self) -> None:
+        rv = await self._list()
+        self.listed.set()
+        while True:
+            params = {
+                **self.params,
+                "watch": "1",
+                "resourceVersion": rv,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "300",
+            }
+            try:
+                async with self.session.get(self.url, params=params) as resp:
+                    resp.raise_for_status()
+                    async for line in resp.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            if obj.get("code") == 410:  # the version fell out of the watch cache
+                                rv = await self._list()
+                            break
+                        rv = str(obj["metadata"]["resourceVersion"])
+                        if kind != "BOOKMARK":
+                            self.on_event(str(kind), obj)
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.2)  # the server closed or dropped the watch: resume from rv
+
+
 class World:
-    def __init__(self, azure: AzureEmulator, kube: KubeApiServer, state_dir: Path, namespace: str) -> None:
+    def __init__(
+        self,
+        azure: AzureEmulator,
+        kube: ControlPlane,
+        session: aiohttp.ClientSession,
+        state_dir: Path,
+        namespace: str,
+    ) -> None:
         self.azure = azure
         self.kube = kube
+        self.session = session
         self.state_dir = state_dir
         self.namespace = namespace
-        self.kubeconfig = state_dir / "kubeconfig"
+        # The operator's own identity, so that the audit log tells its requests from the driver's.
+        self.kubeconfig = kube.write_kubeconfig(
+            state_dir / "kubeconfig-operator", kube.user(OPERATOR_USER, ("system:masters",))
+        )
         self.readiness = Readiness()
-        self.operators: list[OperatorProcess] = []
-        self._fdep = kube.resource("foundrydeployments")
-        self._events = kube.resource("v1/events")
-        self._rv = 0
-        self._event_rv = 0
-        self._watcher: asyncio.Task[None] | None = None
+        self.accounts_ready: set[str] = set()
+        self.config_map_data: dict[str, str] = {}
         self.warning_events: list[str] = []
+        self.operators: list[OperatorProcess] = []
+        self.server: dict[str, str] = {"server": "kube-apiserver", "version": kube.version}
+        self._changed = asyncio.Event()
+        self._watches: list[asyncio.Task[None]] = []
+        self._config_map_watch: Watch | None = None
 
     # -- the operator process ----------------------------------------------------------------
 
@@ -188,129 +307,167 @@ class World:
         self.operators.append(handle)
         return handle
 
-    # -- Kubernetes objects ------------------------------------------------------------------
+    # -- Kubernetes objects, through the API --------------------------------------------------
+
+    def _collection(self, plural: str, group_version: str = GROUP_VERSION) -> str:
+        prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        return f"{self.kube.url}{prefix}/namespaces/{self.namespace}/{plural}"
+
+    async def _post(self, url: str, document: Mapping[str, Any]) -> None:
+        async with self.session.post(url, json=document) as resp:
+            if resp.status >= 300:
+                raise RuntimeError(f"POST {url}: HTTP {resp.status}: {(await resp.text())[:500]}")
 
     async def ensure_namespace(self) -> None:
-        if self.kube.find("v1/namespaces", None, self.namespace) is None:
-            await self.kube.create(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
-            )
+        document = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        async with self.session.post(f"{self.kube.url}/api/v1/namespaces", json=document) as resp:
+            if resp.status >= 300 and resp.status != 409:
+                raise RuntimeError(f"creating namespace {self.namespace}: HTTP {resp.status}")
 
     async def apply(self, documents: Iterable[dict[str, Any]]) -> None:
-        for document in documents:
-            await self.kube.create(document, namespace=self.namespace)
+        """Create the objects in the world's namespace, a few requests in flight at a time."""
+        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
-    def config_map(self, name: str = "llm-config") -> dict[str, str]:
-        found = self.kube.store.current(self.kube.resource("v1/configmaps"), self.namespace, name)
-        return dict((found or {}).get("data") or {})
+        async def create(document: dict[str, Any]) -> None:
+            async with gate:
+                await self._post(self._collection(PLURALS[document["kind"]]), document)
 
-    # -- readiness, from the watch history ------------------------------------------------------
+        await asyncio.gather(*(create(document) for document in documents))
 
-    def _observe(self, obj: Mapping[str, Any], now: float) -> None:
-        meta = obj.get("metadata") or {}
-        if meta.get("namespace") != self.namespace:
+    # -- following the objects, through watches ------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _observe(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
             return
-        name = str(meta.get("name"))
+        now = time.monotonic()
+        name = str((obj.get("metadata") or {}).get("name"))
         self.readiness.seen.add(name)
-        ready = False
         for cond in (obj.get("status") or {}).get("conditions") or []:
-            kind, status = str(cond.get("type")), str(cond.get("status"))
-            if status == "True" and kind == "Ready":
-                ready = True
-            if (kind == "Ready" and status == "False") or (kind == "Stalled" and status == "True"):
-                self.readiness.reasons[(kind, str(cond.get("reason")))] += 1
+            type_, status = str(cond.get("type")), str(cond.get("status"))
+            if (type_ == "Ready" and status == "False") or (type_ == "Stalled" and status == "True"):
+                self.readiness.reasons[(type_, str(cond.get("reason")))] += 1
                 text = f"{cond.get('reason')}: {cond.get('message')}"
                 if _mentions_throttling(text) and len(self.readiness.throttle_messages) < 20:
                     self.readiness.throttle_messages.append(f"{name}: {text}")
-        if ready:
+        if _is_ready(obj):
             self.readiness.ready_at.setdefault(name, now)
             self.readiness.ready_now.add(name)
         else:
             self.readiness.ready_now.discard(name)
+        self._notify()
 
-    def poll(self) -> None:
-        now = time.monotonic()
-        history = self.kube.store.history(self._fdep)
-        if history.compacted_rv > self._rv:  # fell out of the window: look at everything once
-            for obj in self.kube.store.live(self._fdep, self.namespace):
-                self._observe(obj, now)
-        for event in history.after(self._rv):
-            self._rv = event.rv
-            if event.type != "DELETED":
-                self._observe(event.obj, now)
-        for event in self.kube.store.history(self._events).after(self._event_rv):
-            self._event_rv = event.rv
-            obj = event.obj
-            text = f"{obj.get('reason')}: {obj.get('message')}"
-            if obj.get("type") == "Warning" and _mentions_throttling(text) and len(self.warning_events) < 20:
-                self.warning_events.append(text)
+    def _observe_account(self, kind: str, obj: dict[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name"))
+        if kind != "DELETED" and _is_ready(obj):
+            self.accounts_ready.add(name)
+        else:
+            self.accounts_ready.discard(name)
+        self._notify()
 
-    async def _watch(self) -> None:
-        while True:
-            changed = self.kube.store.changed
-            self.poll()
+    def _observe_event(self, kind: str, obj: dict[str, Any]) -> None:
+        text = f"{obj.get('reason')}: {obj.get('message')}"
+        if (
+            kind == "ADDED"
+            and obj.get("type") == "Warning"
+            and _mentions_throttling(text)
+            and len(self.warning_events) < 20
+        ):
+            self.warning_events.append(text)
+
+    def _observe_config_map(self, kind: str, obj: dict[str, Any]) -> None:
+        self.config_map_data = {} if kind == "DELETED" else dict(obj.get("data") or {})
+        self._notify()
+
+    async def _start_watch(self, watch: Watch) -> None:
+        self._watches.append(asyncio.create_task(watch.run()))
+        await watch.listed.wait()
+
+    async def start_watches(self) -> None:
+        await self._start_watch(Watch(self.session, self._collection("foundrydeployments"), self._observe))
+        await self._start_watch(
+            Watch(self.session, self._collection("foundryaccounts"), self._observe_account)
+        )
+        await self._start_watch(Watch(self.session, self._collection("events", "v1"), self._observe_event))
+
+    async def watch_config_map(self, name: str = "llm-config") -> None:
+        """Started only where a figure needs it: with 1,000 entries every write of the ConfigMap is
+        a large event to parse, work the footprint figure's driver should not do."""
+        if self._config_map_watch is None:
+            self._config_map_watch = Watch(
+                self.session,
+                self._collection("configmaps", "v1"),
+                self._observe_config_map,
+                {"fieldSelector": f"metadata.name={name}"},
+            )
+            await self._start_watch(self._config_map_watch)
+
+    async def _until(self, done: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(what())
+            changed = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), 0.5)
+                await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
 
     async def wait_ready(self, names: Iterable[str], timeout: float) -> float:
         """Wait until every named object has been Ready; returns the monotonic time the last became so."""
         wanted = set(names)
-        deadline = time.monotonic() + timeout
-        while True:
-            self.poll()
+
+        def what() -> str:
             missing = wanted - self.readiness.ready_at.keys()
-            if not missing:
-                return max(self.readiness.ready_at[name] for name in wanted)
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{len(missing)} of {len(wanted)} objects not Ready after {timeout:.0f}s "
-                    f"(e.g. {sorted(missing)[:3]}); reasons seen: {dict(self.readiness.reasons.most_common(5))}"
-                )
-            changed = self.kube.store.changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), 0.25)
+            return (
+                f"{len(missing)} of {len(wanted)} objects not Ready after {timeout:.0f}s "
+                f"(e.g. {sorted(missing)[:3]}); reasons seen: {dict(self.readiness.reasons.most_common(5))}"
+            )
+
+        await self._until(lambda: wanted <= self.readiness.ready_at.keys(), timeout, what)
+        return max(self.readiness.ready_at[name] for name in wanted)
 
     async def wait_ready_accounts(self, count: int, timeout: float) -> None:
-        spec = self.kube.resource("foundryaccounts")
-        deadline = time.monotonic() + timeout
-        while True:
-            ready = [
-                obj
-                for obj in self.kube.store.live(spec, self.namespace)
-                if any(
-                    c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (obj.get("status") or {}).get("conditions") or []
-                )
-            ]
-            if len(ready) >= count:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(ready)} of {count} FoundryAccounts Ready after {timeout:.0f}s")
-            await asyncio.sleep(0.1)
+        await self._until(
+            lambda: len(self.accounts_ready) >= count,
+            timeout,
+            lambda: f"only {len(self.accounts_ready)} of {count} FoundryAccounts Ready after {timeout:.0f}s",
+        )
+
+    async def wait_config_map_key(self, key: str, timeout: float) -> None:
+        await self._until(
+            lambda: key in self.config_map_data, timeout, lambda: f"{key} not in llm-config after {timeout}s"
+        )
 
     async def wait_quiet(self, quiet_seconds: float = 1.0, timeout: float = 60.0) -> None:
         """Until neither Azure nor Kubernetes has seen a request from the operator for a while."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            arm_seq, kube_id = self.azure.log.last_seq, self.kube_last_id()
+            arm_seq, kube_mark = self.azure.log.last_seq, self.kube_mark()
             await asyncio.sleep(quiet_seconds)
-            if arm_seq == self.azure.log.last_seq and self._kube_writes_since(kube_id) == 0:
+            if arm_seq == self.azure.log.last_seq and not any(e.is_write for e in self.kube_since(kube_mark)):
                 return
+
+    async def stop_watches(self) -> None:
+        for task in self._watches:
+            task.cancel()
+        for task in self._watches:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- request accounting ------------------------------------------------------------------
 
-    def kube_last_id(self) -> int:
-        log = self.kube.requests
-        return log[-1].id if log else 0
+    def kube_mark(self) -> int:
+        return self.kube.audit.mark()
 
-    def _kube_writes_since(self, kube_id: int) -> int:
-        return sum(1 for entry in self.kube.requests if entry.id > kube_id and entry.is_write)
+    def kube_since(self, mark: int) -> list[AuditEntry]:
+        """The operator's Kubernetes requests after `mark`, as the API server's audit log has them."""
+        return [entry for entry in self.kube.audit.since(mark) if entry.user == OPERATOR_USER]
 
     def arm_since(self, seq: int) -> list[dict[str, Any]]:
         return [entry for entry in self.azure.log.since(seq) if entry["service"] == "arm"]
-
-    def kube_since(self, kube_id: int) -> list[Any]:
-        return [entry for entry in self.kube.requests if entry.id > kube_id]
 
 
 def summarize_arm(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -335,11 +492,16 @@ def summarize_arm(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def summarize_kube(entries: list[Any]) -> dict[str, Any]:
+def _kube_kind(entry: AuditEntry) -> str:
+    if entry.resource is None:  # discovery and other non-resource paths (/api, /apis, /version)
+        return f"{entry.verb} {entry.uri.split('?', 1)[0]}"
+    return f"{entry.verb} {entry.resource}{'/' + entry.subresource if entry.subresource else ''}"
+
+
+def summarize_kube(entries: list[AuditEntry]) -> dict[str, Any]:
+    """The operator's requests to the API server, from its audit log, by verb and resource."""
     writes = [e for e in entries if e.is_write]
-    by_kind: Counter[str] = Counter(
-        f"{e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''}" for e in entries if e.verb
-    )
+    by_kind: Counter[str] = Counter(_kube_kind(e) for e in entries if e.verb)
     return {
         "total": len(entries),
         "writes": len(writes),
@@ -351,23 +513,59 @@ def summarize_kube(entries: list[Any]) -> dict[str, Any]:
     }
 
 
+def etcd_version(kube: ControlPlane) -> str | None:
+    """etcd's own /version (plain HTTP on loopback); None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{kube.etcd_url}/version", timeout=5) as response:
+            return str(json.loads(response.read())["etcdserver"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @asynccontextmanager
-async def open_world(state_dir: Path, scenario: Scenario, namespace: str) -> AsyncIterator[World]:
+async def open_azure(state_dir: Path, scenario: Scenario) -> AsyncIterator[AzureEmulator]:
+    """Only the Azure emulator: the baselines talk to nothing else."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    async with (
-        AzureEmulator(scenario, state_dir=state_dir / "azure") as azure,
-        KubeApiServer(admission=admission, defaulter=defaulter) as kube,
-    ):
-        kube.register_crds(crd_documents())
-        world = World(azure, kube, state_dir, namespace)
-        kube.write_kubeconfig(world.kubeconfig)
-        await world.ensure_namespace()
-        world._watcher = asyncio.create_task(world._watch())
-        try:
-            yield world
-        finally:
-            for handle in world.operators:
-                await handle.stop()
-            world._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await world._watcher
+    async with AzureEmulator(scenario, state_dir=state_dir / "azure") as azure:
+        yield azure
+
+
+@asynccontextmanager
+async def open_world(
+    state_dir: Path, scenario: Scenario, namespace: str, kube: ControlPlane | None = None
+) -> AsyncIterator[World]:
+    """A world on `kube`, or on a control plane started for it (and stopped after it).
+
+    A control plane of its own is started here, on the event loop's thread, which must be the main
+    thread: its processes die with the thread that started them. It blocks the loop for the few
+    seconds it takes, before any figure's clock runs."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    owned = kube is None
+    plane = kube or ControlPlane(state_dir / "controlplane").start()
+    try:
+        if owned:
+            plane.install_crds(crd_documents())
+        ssl_context = plane.ssl_context()  # the admin certificate: the driver is kubectl's user
+        async with (
+            AzureEmulator(scenario, state_dir=state_dir / "azure") as azure,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=ssl_context),
+                timeout=aiohttp.ClientTimeout(total=None, connect=10),
+                read_bufsize=READ_BUFSIZE,
+            ) as session,
+        ):
+            world = World(azure, plane, session, state_dir, namespace)
+            version = etcd_version(plane)
+            if version:
+                world.server["etcd"] = version
+            await world.ensure_namespace()
+            await world.start_watches()
+            try:
+                yield world
+            finally:
+                for handle in world.operators:
+                    await handle.stop()
+                await world.stop_watches()
+    finally:
+        if owned:
+            plane.stop()
