@@ -161,9 +161,9 @@ def close_watches(proxy: FaultProxy) -> int:
 
 
 async def start_process(
-    box: Sandbox, settings: OperatorSettings, *, restart: bool = False
+    box: Sandbox, settings: OperatorSettings, *, restart: bool = False, kubeconfig: Path | None = None
 ) -> OperatorProcess:
-    proc = await box.start_operator_process(settings)
+    proc = await box.start_operator_process(settings, kubeconfig=kubeconfig)
     LEDGER.counts["operator_restarts" if restart else "operator_starts"] += 1
     return proc
 

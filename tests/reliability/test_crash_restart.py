@@ -16,8 +16,11 @@ The steps are driven, not slept into:
 - write-in-flight: the PUT/DELETE reached Azure but its answer had not come back (a delay fault
   on the write itself; Azure applies it after the process is gone);
 - lro-running: Azure accepted the write and the long-running operation is still running;
-- azure-done: Azure finished, but neither the status nor the ConfigMap was written (the
-  Kubernetes API refuses those writes with 403 until the kill).
+- azure-done: Azure finished, but neither the status nor the ConfigMap was written: the
+  operator runs as its own user ("foundry-operator", a client certificate), whose ClusterRole
+  lacks ConfigMap writes and the FoundryDeployment status; a RoleBinding grants those in each
+  namespace. The test deletes the round's RoleBinding, so the real RBAC authorizer answers 403,
+  and recreates it after the kill.
 
 After each restart: the objects are Ready for their generation (or gone), Azure holds exactly
 one deployment per object, created once, with the new capacity; the deleted one is gone from
@@ -27,11 +30,15 @@ earlier round's keys are still in llm-config.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 
-from foundry_emulator.sandbox import OperatorProcess, Sandbox, fast_settings
+from foundry_emulator.sandbox import TEST_LABEL, OperatorProcess, Sandbox, fast_settings
+from tests.chart.chart_support import one, render
 from tests.integration.conftest import arm_requests, azure_deployments, deployment
 from tests.reliability.conftest import (
     THIRD_ACCOUNT,
@@ -49,6 +56,83 @@ pytestmark = pytest.mark.slow
 STEPS = ["before-write", "write-in-flight", "lro-running", "azure-done"]
 SETTINGS = fast_settings(transient_retry_seconds=0.5, lro_poll_seconds=0.1)
 FOREIGN = {"TEAM_OWNED_SETTING": "keep-me"}
+OPERATOR = "foundry-operator"
+WRITES_ROLE = "foundry-crash-namespace-writes"
+LABELS = dict([TEST_LABEL.split("=")])
+
+
+def _is_namespace_write(group: str, resource: str) -> bool:
+    return (group, resource) in (("", "configmaps"), ("foundry.llmops.io", "foundrydeployments/status"))
+
+
+def _install_rbac(box: Sandbox) -> Path:
+    """The chart's ClusterRole without ConfigMap writes and FoundryDeployment status, bound to
+    the operator's user; those writes in a ClusterRole granted per namespace (`_grant`)."""
+    rbac = k8s.RbacAuthorizationV1Api(box.api)
+    base: list[k8s.V1PolicyRule] = []
+    for rule in one(render(), "ClusterRole")["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                verbs = rule["verbs"]
+                if (group, resource) == ("", "configmaps"):
+                    verbs = [v for v in verbs if v in ("get", "list", "watch")]
+                elif _is_namespace_write(group, resource):
+                    continue
+                base.append(k8s.V1PolicyRule(api_groups=[group], resources=[resource], verbs=verbs))
+    writes = [
+        k8s.V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["create", "update", "patch"]),
+        k8s.V1PolicyRule(
+            api_groups=["foundry.llmops.io"], resources=["foundrydeployments/status"], verbs=["get", "patch"]
+        ),
+    ]
+    for name, rules in (("foundry-crash-operator", base), (WRITES_ROLE, writes)):
+        rbac.create_cluster_role(
+            k8s.V1ClusterRole(metadata=k8s.V1ObjectMeta(name=name, labels=LABELS), rules=rules)
+        )
+    rbac.create_cluster_role_binding(
+        k8s.V1ClusterRoleBinding(
+            metadata=k8s.V1ObjectMeta(name="foundry-crash-operator", labels=LABELS),
+            role_ref=k8s.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="foundry-crash-operator"
+            ),
+            subjects=[k8s.RbacV1Subject(kind="User", name=OPERATOR, api_group="rbac.authorization.k8s.io")],
+        )
+    )
+    return box.operator_kubeconfig(OPERATOR, identity=box.kube.user(OPERATOR))
+
+
+def _may_write_configmaps(box: Sandbox, namespace: str) -> bool:
+    review = k8s.V1SubjectAccessReview(
+        spec=k8s.V1SubjectAccessReviewSpec(
+            user=OPERATOR,
+            resource_attributes=k8s.V1ResourceAttributes(
+                namespace=namespace, verb="update", resource="configmaps"
+            ),
+        )
+    )
+    result = k8s.AuthorizationV1Api(box.api).create_subject_access_review(review)
+    return bool(result.status.allowed)
+
+
+async def _grant(box: Sandbox, namespace: str, granted: bool) -> None:
+    """Create or delete the namespace's RoleBinding, and wait until the authorizer agrees."""
+    rbac = k8s.RbacAuthorizationV1Api(box.api)
+    if granted:
+        binding = k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name="foundry-operator-writes"),
+            role_ref=k8s.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=WRITES_ROLE
+            ),
+            subjects=[k8s.RbacV1Subject(kind="User", name=OPERATOR, api_group="rbac.authorization.k8s.io")],
+        )
+        await asyncio.to_thread(rbac.create_namespaced_role_binding, namespace, binding)
+    else:
+        await asyncio.to_thread(rbac.delete_namespaced_role_binding, "foundry-operator-writes", namespace)
+
+    async def agreed() -> bool:
+        return await asyncio.to_thread(_may_write_configmaps, box, namespace) == granted
+
+    await box.wait_for(agreed, 10, what=f"RBAC in {namespace} granted={granted}")
 
 
 def _names(round_: int) -> dict[str, str]:
@@ -92,6 +176,7 @@ async def _prepare(box: Sandbox, round_: int) -> str:
     """A namespace with accounts, a foreign ConfigMap key, and `updated` + `deleted` Ready."""
     namespace = f"crash-{round_}"
     await put_configmap(box, namespace, dict(FOREIGN))
+    await _grant(box, namespace, True)
     await box.apply(
         [*account_docs(third=True), _docs(round_, "updated", 10), _docs(round_, "deleted", 10)], namespace
     )
@@ -140,16 +225,8 @@ async def _hold(box: Sandbox, step: str, namespace: str, round_: int) -> None:
         box.azure.state.scenario.timing.lroSeconds = 0.3  # the running operations keep their 3 s
         assert all(_azure(box)[names[role]].operation is not None for role in names)
     else:  # azure-done: Azure finished; the status and the ConfigMap cannot be written yet
-
-        def authorizer(
-            verb: str, group: str, resource: str, subresource: str | None, ns: str | None, name: str | None
-        ) -> bool:
-            blocked = (resource == "configmaps" and verb in ("create", "update", "patch")) or (
-                resource == "foundrydeployments" and subresource == "status"
-            )
-            return not (ns == namespace and blocked)
-
-        box.kube.authorizer = authorizer
+        await _grant(box, namespace, False)
+        mark = box.kube.audit.mark()
         await _trigger(box, namespace, round_)
         await box.wait_for(
             lambda: (
@@ -160,10 +237,21 @@ async def _hold(box: Sandbox, step: str, namespace: str, round_: int) -> None:
             30,
             what="Azure done",
         )
-        await box.kube.wait_until(
-            lambda: box.kube.requests.count(resource="configmaps", namespace=namespace, status=403) >= 1,
-            timeout=10,
+
+        def refused() -> list[Any]:
+            return [
+                e
+                for e in box.kube.audit.since(mark)
+                if e.user == OPERATOR and e.namespace == namespace and e.status == 403
+            ]
+
+        await box.wait_for(
+            lambda: [e for e in refused() if e.resource == "configmaps"], 10, what="a refused ConfigMap write"
         )
+        assert {(e.resource, e.subresource) for e in refused()} <= {
+            ("configmaps", None),
+            ("foundrydeployments", "status"),
+        }, refused()
 
 
 async def _verify(box: Sandbox, namespace: str, round_: int, step: str) -> None:
@@ -217,13 +305,15 @@ async def _configmaps_intact(box: Sandbox, rounds: int) -> None:
 
 
 async def test_sigkill_at_each_step_of_create_update_delete(box: Sandbox) -> None:
-    proc: OperatorProcess = await start_process(box, SETTINGS)
+    kubeconfig = await asyncio.to_thread(_install_rbac, box)
+    proc: OperatorProcess = await start_process(box, SETTINGS, kubeconfig=kubeconfig)
     for round_, step in enumerate(STEPS):
         namespace = await _prepare(box, round_)
         await _hold(box, step, namespace, round_)
         await kill(proc)
-        box.kube.authorizer = None
-        proc = await start_process(box, SETTINGS, restart=True)
+        if step == "azure-done":
+            await _grant(box, namespace, True)
+        proc = await start_process(box, SETTINGS, restart=True, kubeconfig=kubeconfig)
         try:
             await _verify(box, namespace, round_, step)
         except (AssertionError, TimeoutError) as exc:

@@ -1,6 +1,9 @@
-"""Kubernetes misbehaving: ConfigMap conflicts with a concurrent writer, the ConfigMap deleted by
-hand, watch streams broken (and expired), API errors on writes, and a FoundryDeployment deleted
-while Azure is still creating it. One sandbox and one operator serve the whole module.
+"""Kubernetes misbehaving, on a real kube-apiserver: ConfigMap conflicts with a concurrent writer
+(genuine 409s from the server), the ConfigMap deleted by hand, watch streams broken (by the fault
+proxy) and the API server restarted (every watch ends; the new watch cache starts at the store's
+current revision), API errors on writes (500/503 from the fault proxy: a real server does not
+produce them on demand), and a FoundryDeployment deleted while Azure is still creating it. One
+sandbox and one operator (logged in through the fault proxy) serve the whole module.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import pytest
 import pytest_asyncio
 from kubernetes import client as k8s
 
+from foundry_emulator.controlplane import ControlPlane
+from foundry_emulator.controlplane.proxy import FaultProxy, RequestInfo
 from foundry_emulator.sandbox import Sandbox, fast_settings
 from tests.integration.conftest import arm_requests, azure_deployments, deployment
 from tests.reliability.conftest import (
@@ -21,8 +26,8 @@ from tests.reliability.conftest import (
     close_watches,
     converged,
     gone,
-    kube_conflict,
     kube_fail,
+    proxied_operator,
     put_configmap,
     world,
 )
@@ -30,19 +35,30 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SETTINGS = fast_settings(resync_interval_seconds=2.0, transient_retry_seconds=0.5)
+# The operator reaches the server through the proxy, which forwards as admin: its requests are
+# audited as "admin"; the tests' other writer has its own name.
+OPERATOR = "admin"
+OTHER = "other-writer"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with world(tmp_path_factory.mktemp("kube-faults")) as shared:
-        await shared.start_operator(SETTINGS)
+async def box(
+    tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane
+) -> AsyncIterator[Sandbox]:
+    async with world(tmp_path_factory.mktemp("kube-faults"), control_plane) as shared:
+        await proxied_operator(shared, SETTINGS)
         yield shared
+
+
+@pytest.fixture
+def proxy(box: Sandbox) -> FaultProxy:
+    return box.proxies[0]
 
 
 @pytest.fixture(autouse=True)
 def _clear_faults(box: Sandbox) -> Iterator[None]:
     yield
-    box.kube.faults.clear()
+    box.proxies[0].clear()
     box.azure.faults.clear()
 
 
@@ -59,11 +75,16 @@ def _deployments(prefix: str, count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def test_configmap_conflicts_with_another_writer_keep_both_changes(box: Sandbox) -> None:
+async def test_configmap_conflicts_with_another_writer_keep_both_changes(
+    box: Sandbox, proxy: FaultProxy
+) -> None:
     namespace = "kf-conflict"
     await put_configmap(box, namespace, {"OTHER_WRITER_TICK": "0", "LOG_LEVEL": "info"})
     await _accounts(box, namespace)
-    other = k8s.CoreV1Api(k8s.ApiClient(box.kube.client_configuration(user="other-writer")))
+    mark = box.kube.audit.mark()
+    # Another tool with its own identity (and full rights), writing straight to the server.
+    writer_identity = box.kube.user(OTHER, ("system:masters",))
+    other = k8s.CoreV1Api(k8s.ApiClient(box.kube.client_configuration(user=writer_identity)))
     stop = asyncio.Event()
     ticks = {"last": 0}
 
@@ -85,32 +106,19 @@ async def test_configmap_conflicts_with_another_writer_keep_both_changes(box: Sa
                 ticks["last"] = max(ticks["last"], value)
             await asyncio.sleep(0.01)
 
-    # Besides the writer's own pace: right before four of the operator's updates reach the store,
-    # another writer's change lands first (so the operator's resourceVersion is stale: a real 409).
-    interleaved = {"left": 4}
+    # Besides the writer's own pace: right before four of the operator's updates reach the server,
+    # the other writer's change lands first, so the operator's resourceVersion is stale and the
+    # server itself answers 409 (nothing is injected).
+    async def interleave(info: RequestInfo) -> None:
+        LEDGER.counts["kube_interleaved_writes"] += 1
+        ticks["last"] += 1000
+        body = {"data": {"OTHER_WRITER_TICK": str(ticks["last"])}}
+        await asyncio.to_thread(other.patch_namespaced_config_map, "llm-config", namespace, body)
 
-    async def interleave(
-        verb: str, group: str, resource: str, sub: str | None, ns: str | None, name: str | None, user: str
-    ) -> bool:
-        ours = user != "other-writer"
-        if (
-            ours
-            and ns == namespace
-            and resource == "configmaps"
-            and verb == "update"
-            and interleaved["left"] > 0
-        ):
-            interleaved["left"] -= 1
-            LEDGER.counts["kube_interleaved_writes"] += 1
-            ticks["last"] += 1000
-            await box.kube.patch(
-                "configmaps", ns, "llm-config", {"data": {"OTHER_WRITER_TICK": str(ticks["last"])}}
-            )
-        return True
-
-    box.kube.authorizer = interleave
+    interleaved = proxy.before_next(
+        4, interleave, verbs=("update",), resource="configmaps", namespace=namespace, name="llm-config"
+    )
     writer = asyncio.create_task(other_writer())
-    conflicts = kube_conflict(box, "configmaps", 3, name="llm-config")
     try:
         await box.apply(_deployments("cm", 6), namespace)
         for i in range(6):
@@ -118,23 +126,25 @@ async def test_configmap_conflicts_with_another_writer_keep_both_changes(box: Sa
     finally:
         stop.set()
         await writer
-        box.kube.authorizer = None
     data = await box.config_map(namespace)
     assert data is not None
+    # Both writers' changes: the other writer's last tick (each operator update came after some of
+    # its ticks, so a blind write would have put an older tick back) and every operator key.
     assert data["OTHER_WRITER_TICK"] == str(ticks["last"]) and data["LOG_LEVEL"] == "info"
     assert all(data[f"FOUNDRY_DEPLOYMENT_M{i}"] == f"cm-{i}" for i in range(6))
-    assert conflicts.remaining == 0 and interleaved["left"] == 0
-    real = box.kube.requests.filter(resource="configmaps", namespace=namespace, status=409)
-    operator_conflicts = [e for e in real if e.user != "other-writer"]
-    assert len(operator_conflicts) >= 4  # at least the interleaved writes; every one survived
-    # No blind write: every update of the operator carried the resourceVersion it had read.
-    operator_writes = [
-        e
-        for e in box.kube.requests.writes(resource="configmaps", namespace=namespace)
-        if e.user != "other-writer" and e.verb != "create"
+    assert interleaved.remaining == 0 and interleaved.hits == 4
+    audited = [
+        e for e in box.kube.audit.since(mark) if e.resource == "configmaps" and e.namespace == namespace
     ]
-    assert all(e.verb == "update" for e in operator_writes)  # replace with resourceVersion, never a patch
-    assert all((e.body or {}).get("metadata", {}).get("resourceVersion") for e in operator_writes)
+    operator_writes = [e for e in audited if e.user == OPERATOR and e.is_write]
+    # No blind write: the operator only ever replaced (never patched), and each of the four
+    # interleaved replaces was refused by the server with 409, which only a replace carrying the
+    # resourceVersion it had read can be (an unconditional replace of a ConfigMap succeeds).
+    assert operator_writes and {e.verb for e in operator_writes} == {"update"}
+    operator_conflicts = [e for e in operator_writes if e.status == 409]
+    assert len(operator_conflicts) >= interleaved.hits
+    assert [e for e in operator_writes if e.status == 200], "no update of the operator went through"
+    real = [e for e in audited if e.status == 409]
     LEDGER.counts["kube_configmap_conflicts_survived"] += len(real)
 
 
@@ -159,41 +169,51 @@ async def test_configmap_deleted_by_hand_is_recreated_with_every_key(box: Sandbo
     assert len([e for e in arm_requests(box, "PUT") if "/deployments/del-" in e["path"]]) == 2
 
 
-async def test_watch_streams_broken_and_expired_are_resumed(box: Sandbox) -> None:
+async def test_watch_streams_broken_and_the_api_server_restarted_are_resumed(
+    box: Sandbox, proxy: FaultProxy
+) -> None:
     namespace = "kf-watch"
     await _accounts(box, namespace)
     await box.apply(_deployments("watch", 1), namespace)
     await box.wait_for(lambda: converged(box, namespace, "m0"), 30, what="m0 Ready")
-    watches_before = box.kube.requests.count(verb="watch", resource="foundrydeployments")
 
-    # Broken: the streams end; kopf reconnects from the last resourceVersion it saw.
-    assert close_watches(box) > 0
+    # Broken: the streams end (the proxy drops them); kopf watches again.
+    mark = box.kube.audit.mark()
+    assert close_watches(proxy) > 0
     await box.patch_spec("FoundryDeployment", namespace, "m0", {"sku": {"capacity": 6}})
     await box.wait_for(lambda: converged(box, namespace, "m0", capacity=6), 30, what="m0 updated")
+    rewatched = box.kube.audit.since(mark)
+    assert [e for e in rewatched if e.verb == "watch" and e.resource == "foundrydeployments"]
 
-    # Expired: the streams end with 410 Gone and the history is compacted; kopf lists again.
-    assert close_watches(box, expire=True) > 0
-    box.kube.compact()
+    # The API server restarted: every stream ends, requests are refused while it is down, and
+    # the new server's watch cache starts at the store's current revision (an older
+    # resourceVersion is "too old": 410 Gone). Blocking the loop for the restart is deliberate:
+    # the processes must be started from the main thread; the operator sees a server gone quiet.
+    mark = box.kube.audit.mark()
+    box.kube.restart_apiserver()
+    LEDGER.counts["kube_apiserver_restarts"] += 1
     await box.apply(
         [deployment("late", "gpt-5.4", accounts=["west"], deploymentName="watch-late")], namespace
     )
     await box.patch_spec("FoundryDeployment", namespace, "m0", {"sku": {"capacity": 7}})
-    await box.wait_for(lambda: converged(box, namespace, "late"), 30, what="late Ready")
+    await box.wait_for(lambda: converged(box, namespace, "late"), 45, what="late Ready")
     await box.wait_for(lambda: converged(box, namespace, "m0", capacity=7), 30, what="m0 updated again")
-    assert box.kube.requests.count(verb="watch", resource="foundrydeployments") > watches_before
+    after = [e for e in box.kube.audit.since(mark) if e.user == OPERATOR]
+    assert [e for e in after if e.verb == "watch" and e.resource == "foundrydeployments"]
     assert azure_deployments(box, "aucert-ai")["watch-0"].capacity == 7
+    assert "watch-late" in azure_deployments(box, "aucert-ai")
 
 
-async def test_api_errors_on_configmap_and_status_writes_are_retried(box: Sandbox) -> None:
+async def test_api_errors_on_configmap_and_status_writes_are_retried(box: Sandbox, proxy: FaultProxy) -> None:
     namespace = "kf-errors"
     await _accounts(box, namespace)
     cm_errors = kube_fail(
-        box, 2, code=500, verbs=("create", "update"), resource="configmaps", namespace=namespace
+        proxy, 2, 500, verbs=("create", "update"), resource="configmaps", namespace=namespace
     )
     status_errors = kube_fail(
-        box,
+        proxy,
         2,
-        code=503,
+        503,
         verbs=("patch",),
         resource="foundrydeployments",
         subresource="status",
