@@ -77,6 +77,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--throttling-n", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="skip the restart figure (SIGKILL the operator after each footprint run, time the new one)",
+    )
+    parser.add_argument(
         "--resync-seconds",
         type=float,
         default=10.0,
@@ -378,13 +383,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     footprints = []
     for n in args.footprint_sizes:
         _log(f"footprint N={n} (adopted deployments, then {config.steady_rounds} resync rounds)")
-        footprint = await figures.footprint(config, n)
+        footprint = await figures.footprint(config, n, with_restart=not args.no_restart)
         _log(
             f"  peak RSS {footprint['peak_rss_mib']:.1f} MiB, CPU {footprint['cpu_s_per_resync']:.3f} s/resync"
         )
+        if footprint["restart"]:
+            restart = footprint["restart"]
+            _log(
+                f"  restart: {restart['deployments']} objects verified in {restart['seconds']:.2f}s, "
+                f"{restart['arm_requests']} ARM requests ({restart['arm_writes']} writes), "
+                f"{restart['configmap_writes']} ConfigMap writes"
+            )
         footprints.append(footprint)
     results["footprint"] = (
         _footprint_summary(footprints) if footprints else {"skipped": "--footprint-sizes empty"}
+    )
+    restarts = [f["restart"] for f in footprints if f["restart"]]
+    results["restart"] = (
+        {**max(restarts, key=lambda r: r["deployments"]), "by_size": restarts}
+        if restarts
+        else {"skipped": "--no-restart or no footprint size"}
     )
 
     if args.throttling:
@@ -495,6 +513,17 @@ def table(results: dict[str, Any]) -> str:
                 f"peak RSS {_fmt(footprint['peak_rss_mib'], ' MiB')}",
                 f"CPU {_fmt(footprint['cpu_s_per_resync'], ' s')}/resync; growth exponent "
                 f"{_fmt(footprint['cpu_growth_exponent'])} ({sizes})",
+            )
+        )
+    restart = results.get("restart") or {}
+    if "seconds" in restart:
+        sizes = ", ".join(f"{r['deployments']}: {r['seconds']:.1f} s" for r in restart["by_size"])
+        rows.append(
+            (
+                f"restart after SIGKILL, N={restart['deployments']}",
+                f"{_fmt(restart['seconds'], 's')}",
+                f"{restart['arm_requests']} ARM requests, {restart['arm_writes']} ARM writes, "
+                f"{restart['configmap_writes']} ConfigMap writes ({sizes})",
             )
         )
     if "deployments" in throttling:

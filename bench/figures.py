@@ -170,9 +170,10 @@ async def reaction(world: World, planned: list[sc.Planned]) -> dict[str, Any]:
     }
 
 
-async def footprint(config: Config, n: int) -> dict[str, Any]:
+async def footprint(config: Config, n: int, with_restart: bool = True) -> dict[str, Any]:
     """N FoundryDeployments whose Azure deployments already exist (adoption, so no hour-long
-    convergence), then whole resync rounds: peak RSS and CPU per resync of the operator process."""
+    convergence), then whole resync rounds: peak RSS and CPU per resync of the operator process;
+    then (`with_restart`) the cost of a restart of the operator at N objects."""
     planned = sc.plan(n, config.accounts)
     scenario = sc.build_scenario(
         config.accounts, config.lro_seconds, quota_per_model=n * sc.CAPACITY + 10, existing=planned
@@ -191,6 +192,7 @@ async def footprint(config: Config, n: int) -> dict[str, Any]:
         }
         steady = await steady_state(world, operator, config)
         stats = operator.stats()
+        restarted = await restart(world, config, operator, n) if with_restart else None
         return {
             "deployments": n,
             "peak_rss_mib": round(stats.peak_rss_mib, 1),
@@ -200,7 +202,59 @@ async def footprint(config: Config, n: int) -> dict[str, Any]:
             "adoption": adoption,
             "steady_state": steady,
             "throttling_visible": world.readiness.throttle_messages + world.warning_events,
+            "restart": restarted,
         }
+
+
+# The operator's own count of finished reconciliations of a FoundryDeployment after a change or a
+# resume (kopf's resume handler runs the same "apply" reconciliation for every object it finds).
+RECONCILED = 'foundry_reconcile_duration_seconds_count{kind="FoundryDeployment"'
+
+
+def _reconciled_ready(metrics: dict[str, float]) -> int:
+    return int(
+        sum(
+            value
+            for name, value in metrics.items()
+            if name.startswith(RECONCILED) and 'trigger="apply"' in name and 'outcome="ready"' in name
+        )
+    )
+
+
+async def restart(world: World, config: Config, operator: OperatorProcess, n: int) -> dict[str, Any]:
+    """SIGKILL the converged operator and start a new one: what it costs to find N objects again.
+
+    Done when the new process has reconciled every FoundryDeployment to Ready once (its resume
+    handler: the object read, its Azure deployment checked, its status and llm-config entry
+    confirmed), by the process's own counter, read from its metrics endpoint. That criterion
+    is the operator's record of having verified each object, not an inference from silence."""
+    await world.wait_quiet(1.0)
+    await operator.kill()
+    arm0, kube0, lost0 = world.azure.log.last_seq, world.kube_mark(), world.readiness.lost
+    started = time.monotonic()
+    successor = await world.start_operator(config.operator_settings(), name="restarted")
+    deadline = started + 600
+    while (done := _reconciled_ready(await successor.metrics(world.session))) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"restart: {done} of {n} objects verified after 600 s")
+        await asyncio.sleep(0.2)
+    seconds = time.monotonic() - started
+    arm = summarize_arm(world.arm_since(arm0))
+    kube = summarize_kube(world.kube_since(kube0))
+    return {
+        "deployments": n,
+        "seconds": round(seconds, 3),
+        "criterion": "every FoundryDeployment reconciled to Ready once by the new process "
+        "(foundry_reconcile_duration_seconds_count, trigger=apply, outcome=ready)",
+        "arm_requests": arm["total"],
+        "arm_writes": arm["writes"],
+        "arm_throttled_429": arm["throttled_429"],
+        "arm_requests_by_kind": arm["by_kind"],
+        "configmap_writes": kube["configmap_writes"],
+        "kube_writes": kube["writes"],
+        "kube_requests_by_kind": kube["by_kind"],
+        "objects_not_ready_meanwhile": world.readiness.lost - lost0,
+    }
 
 
 async def baselines(config: Config, n: int, run: int, mode: str) -> dict[str, Any]:

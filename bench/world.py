@@ -156,6 +156,7 @@ class Readiness:
     # Every (condition type, reason) a FoundryDeployment showed, and messages that mention throttling.
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     throttle_messages: list[str] = field(default_factory=list)
+    lost: int = 0  # times an object that was Ready stopped being so
 
 
 def _mentions_throttling(text: str) -> bool:
@@ -356,8 +357,9 @@ class World:
         if _is_ready(obj):
             self.readiness.ready_at.setdefault(name, now)
             self.readiness.ready_now.add(name)
-        else:
+        elif name in self.readiness.ready_now:
             self.readiness.ready_now.discard(name)
+            self.readiness.lost += 1
         self._notify()
 
     def _observe_account(self, kind: str, obj: dict[str, Any]) -> None:
