@@ -1,11 +1,15 @@
 """Security: secrets never leak, namespaces cannot use each other's accounts unless allowed, the
 chart's RBAC is enough and no more, and the process runs with a read-only root.
 
-One world for the module: the operator runs as its own process, as the chart's ServiceAccount,
-against a Kubernetes API that enforces the chart's rendered ClusterRole (403 for anything else),
-with debug logging on, under an audit hook that stands in for the read-only root filesystem. It
-serves the ADR examples, a shared account in a platform namespace, per-account service principals
-(one of them with a wrong secret), an update and a deletion. The Secret values are canaries.
+One world for the module: the chart's rendered ClusterRole and ClusterRoleBinding are applied to
+the real kube-apiserver, and the operator runs as its own process with a token of the chart's
+ServiceAccount (TokenRequest), so the server's RBAC authorizer enforces the chart's rules (403 for
+anything else). What it asked for, and was granted or refused, is read from the server's audit
+log. Its requests pass through a recording proxy that forwards its token unchanged (the audit log
+at Metadata level holds no bodies), so every body it sent can be scanned for secrets. Debug
+logging is on, under an audit hook that stands in for the read-only root filesystem. It serves the
+ADR examples, a shared account in a platform namespace, per-account service principals (one of
+them with a wrong secret), an update and a deletion. The Secret values are canaries.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,7 +29,10 @@ import pytest_asyncio
 import yaml
 from kubernetes import client as k8s
 
-from foundry_emulator.sandbox import OperatorProcess, Sandbox, fast_settings
+from foundry_emulator.controlplane import ControlPlane
+from foundry_emulator.controlplane.audit import AuditEntry
+from foundry_emulator.controlplane.proxy import FaultProxy
+from foundry_emulator.sandbox import TEST_LABEL, OperatorProcess, Sandbox, fast_settings
 from tests.chart.chart_support import REPO_ROOT, iter_rules, one, operator_container, render
 from tests.integration.conftest import arm_requests, azure_deployments, deployment, examples
 from tests.reliability.conftest import (
@@ -80,31 +88,41 @@ GRANTED_NOT_USED: dict[Rule, str] = {
 
 
 class Rbac:
-    """An authorizer with the chart's rules for the operator's user; everyone else is admin."""
+    """The chart's rules, and what the operator's user asked the server for (from the audit log)."""
 
-    def __init__(self, rules: set[Rule]) -> None:
+    def __init__(self, rules: set[Rule], entries: list[AuditEntry]) -> None:
         self.rules = rules
+        self.entries = [e for e in entries if e.user == OPERATOR_USER and e.resource]
         self.used: Counter[Rule] = Counter()
         self.denied: list[tuple[Rule, str | None, str | None]] = []
+        for entry in self.entries:
+            rule = _rule(entry)
+            if entry.status == 403:
+                self.denied.append((rule, entry.namespace, entry.name))
+            else:
+                self.used[rule] += 1
 
-    def __call__(
-        self,
-        verb: str,
-        group: str | None,
-        resource: str,
-        subresource: str | None,
-        namespace: str | None,
-        name: str | None,
-        user: str,
-    ) -> bool:
-        if user != OPERATOR_USER:
-            return True
-        rule = (group or "", f"{resource}/{subresource}" if subresource else resource, verb)
-        if rule in self.rules:
-            self.used[rule] += 1
-            return True
-        self.denied.append((rule, namespace, name))
-        return False
+
+def _rule(entry: AuditEntry) -> Rule:
+    resource = f"{entry.resource}/{entry.subresource}" if entry.subresource else str(entry.resource)
+    return (entry.group or "", resource, entry.verb)
+
+
+def install_chart_rbac(box: Sandbox) -> str:
+    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding on the server (the cluster
+    objects labelled for the sandbox's clean-up); returns a token of the ServiceAccount."""
+    docs = render()
+    rbac: Any = k8s.RbacAuthorizationV1Api(box.api)  # plain dicts as bodies, as kubectl sends
+    key, value = TEST_LABEL.split("=")
+    for kind, create in (
+        ("ClusterRole", rbac.create_cluster_role),
+        ("ClusterRoleBinding", rbac.create_cluster_role_binding),
+    ):
+        doc = one(docs, kind)
+        doc["metadata"]["labels"][key] = value
+        create(doc)
+    account = one(docs, "ServiceAccount")["metadata"]
+    return box.kube.service_account_token(account["namespace"], account["name"])
 
 
 def chart_rules() -> set[Rule]:
@@ -112,11 +130,11 @@ def chart_rules() -> set[Rule]:
     return {(group, resource, verb) for group, resource, verbs in iter_rules(role) for verb in verbs}
 
 
-async def start_readonly_operator(box: Sandbox) -> OperatorProcess:
+async def start_readonly_operator(box: Sandbox, kubeconfig: Path) -> OperatorProcess:
     """`python -m foundry_operator run -A --standalone`, as the chart's ServiceAccount, read-only root."""
     writable = box.state_dir / "tmp"
     writable.mkdir(exist_ok=True)
-    env = box.operator_environment(SETTINGS)
+    env = box.operator_environment(SETTINGS, kubeconfig)
     env.update(TMPDIR=str(writable), HOME=str(writable), PYTHONDONTWRITEBYTECODE="1")
     log_path = box.state_dir / "operator-readonly.log"
     with log_path.open("wb") as log:
@@ -138,20 +156,30 @@ async def start_readonly_operator(box: Sandbox) -> OperatorProcess:
 
 
 class World:
-    def __init__(self, box: Sandbox, rbac: Rbac, proc: OperatorProcess) -> None:
+    def __init__(self, box: Sandbox, proxy: FaultProxy, proc: OperatorProcess, token: str, mark: int) -> None:
         self.box = box
-        self.rbac = rbac
+        self.proxy = proxy
         self.proc = proc
+        self.token = token
+        self.mark = mark  # where the audit log stood before the chart's RBAC was applied
+
+    def rbac(self) -> Rbac:
+        return Rbac(chart_rules(), self.box.kube.audit.since(self.mark))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with world(tmp_path_factory.mktemp("security")) as box:
-        # The operator logs in with its own token (kopf and its client read KUBECONFIG); the
+async def secured(
+    tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane
+) -> AsyncIterator[World]:
+    async with world(tmp_path_factory.mktemp("security"), control_plane) as box:
+        mark = box.kube.audit.mark()
+        token = await asyncio.to_thread(install_chart_rbac, box)
+        # The operator logs in with the ServiceAccount's token (kopf and its client read
+        # KUBECONFIG), through a proxy that passes the token on and records the bodies; the
         # tests keep the sandbox's admin client.
-        box.kube.write_kubeconfig(box.state_dir / "kubeconfig", user=OPERATOR_USER)
-        rbac = Rbac(chart_rules())
-        box.kube.authorizer = rbac
+        proxy = await FaultProxy(box.kube, None, record=True).start()
+        box.proxies.append(proxy)
+        kubeconfig = box.operator_kubeconfig("operator-sa", token=token, server=proxy.url)
         tenant = box.azure.tenant_id
         await put_secret(
             box, "platform", "platform-sp", principal_secret(tenant, CI_CLIENT_ID, CI_CLIENT_SECRET)
@@ -165,7 +193,7 @@ async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
         await put_secret(
             box, "aucert", "wrong-sp", principal_secret(tenant, box.azure.client_id, WRONG_SECRET)
         )
-        proc = await start_readonly_operator(box)
+        proc = await start_readonly_operator(box, kubeconfig)
 
         shared = account_docs(allowed=["team-a"], secret="platform-sp")[:1]
         shared[0]["metadata"]["name"] = "shared"
@@ -203,13 +231,14 @@ async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
             await box.wait_for(lambda: gone(box, "aucert", "deepseek-v3.2"), 30, what="deletion")
         except (TimeoutError, AssertionError) as exc:
             raise AssertionError(f"{exc}\n{proc.log_path.read_text()[-6000:]}") from exc
-        yield World(box, rbac, proc)
+        yield World(box, proxy, proc, token, mark)
 
 
 async def test_chart_rbac_is_sufficient_and_every_grant_is_accounted_for(secured: World) -> None:
-    rbac = secured.rbac
+    rbac = secured.rbac()
     assert rbac.denied == [], rbac.denied  # sufficient: not one request of the operator was refused
-    assert rbac.used, "the operator's requests did not reach the authorizer"
+    assert rbac.used, "the audit log holds no request of the operator's ServiceAccount"
+    assert set(rbac.used) <= rbac.rules, set(rbac.used) - rbac.rules  # granted by the chart alone
     unused = rbac.rules - set(rbac.used)
     # Minimal: each grant was used, or is listed with the reason it is not exercised here.
     assert unused == set(GRANTED_NOT_USED), {
@@ -219,12 +248,12 @@ async def test_chart_rbac_is_sufficient_and_every_grant_is_accounted_for(secured
     LEDGER.counts["rbac_rules_granted"] = len(rbac.rules)
     LEDGER.counts["rbac_rules_used"] = len(rbac.rules) - len(unused)
     LEDGER.counts["rbac_requests_checked"] += sum(rbac.used.values())
-    # The authorizer does enforce: the same user asking for something outside the rules is refused.
-    as_operator = k8s.CoreV1Api(k8s.ApiClient(secured.box.kube.client_configuration(user=OPERATOR_USER)))
+    # The server does enforce: the same token asking for something outside the rules is refused.
+    as_operator = k8s.CoreV1Api(k8s.ApiClient(secured.box.kube.client_configuration(token=secured.token)))
     with pytest.raises(k8s.exceptions.ApiException) as refused:
         await asyncio.to_thread(as_operator.list_namespaced_secret, "aucert")
-    assert refused.value.status == 403 and rbac.denied[-1][0] == ("", "secrets", "list")
-    rbac.denied.clear()
+    assert refused.value.status == 403
+    assert secured.rbac().denied == [(("", "secrets", "list"), "aucert", None)]
     # The operator never writes to a Secret, never deletes a Kubernetes object, never lists Secrets.
     assert not [rule for rule in rbac.used if rule[1] == "secrets" and rule[2] != "get"]
     assert not [rule for rule in rbac.used if rule[2] in ("delete", "deletecollection")]
@@ -250,8 +279,12 @@ async def test_cross_namespace_use_is_refused_unless_allowed(secured: World) -> 
     assert "team-a-gpt" in names and "team-b-gpt" not in names and "team-b-own" not in names
     assert not [e for e in arm_requests(box) if "/deployments/team-b-" in e["path"]]
     # The operator read Secrets only in the namespace of the account that names them.
-    reads = box.kube.requests.filter(verb="get", resource="secrets", status=200)
-    assert {(e.namespace, e.name) for e in reads if e.user == OPERATOR_USER} <= {
+    reads = box.kube.audit.since(secured.mark)
+    assert {
+        (e.namespace, e.name)
+        for e in reads
+        if e.user == OPERATOR_USER and e.resource == "secrets" and e.verb == "get" and e.status == 200
+    } <= {
         ("platform", "platform-sp"),
         ("aucert", "operator-sp"),
         ("aucert", "wrong-sp"),
@@ -265,31 +298,48 @@ def _scan(where: str, text: str, found: list[tuple[str, str]]) -> None:
     found.extend((where, canary[:12] + "...") for canary in leaks(text))
 
 
+def _every_object(box: Sandbox) -> list[tuple[str, dict[str, Any]]]:
+    """ConfigMaps, both kinds (status included) and Events of both APIs, in every namespace."""
+    api = box.api
+    custom: Any = box.custom
+    found: list[tuple[str, dict[str, Any]]] = []
+    listed = [
+        ("configmaps", k8s.CoreV1Api(api).list_config_map_for_all_namespaces().items),
+        ("events", k8s.CoreV1Api(api).list_event_for_all_namespaces().items),
+        ("events.events.k8s.io", k8s.EventsV1Api(api).list_event_for_all_namespaces().items),
+    ]
+    for resource, items in listed:
+        for item in items:
+            obj = api.sanitize_for_serialization(item)
+            found.append((f"{resource} {obj['metadata'].get('namespace')}/{obj['metadata']['name']}", obj))
+    for plural in ("foundrydeployments", "foundryaccounts"):
+        for obj in custom.list_cluster_custom_object("foundry.llmops.io", "v1alpha1", plural)["items"]:
+            found.append((f"{plural} {obj['metadata']['namespace']}/{obj['metadata']['name']}", obj))
+    return found
+
+
 async def test_no_secret_in_configmaps_statuses_events_or_logs(secured: World) -> None:
     box, found = secured.box, []
-    kube = box.kube
     # The wrong secret was really used (Entra ID refused it), so its error paths were exercised.
     wrong = await box.wait_condition(
         "FoundryAccount", "aucert", "wrong-secret", status="False", reason="AzureAuthenticationFailed"
     )
     assert "AADSTS7000215" in wrong["message"]
-    for resource in ("configmaps", "foundrydeployments", "foundryaccounts", "events", "events.k8s.io/events"):
-        if resource == "events.k8s.io/events":
-            resource = "events.events.k8s.io"
-        for obj in kube.list(resource):
-            _scan(
-                f"{resource} {obj['metadata'].get('namespace')}/{obj['metadata']['name']}",
-                yaml.safe_dump(obj),
-                found,
-            )
-    # Every request body any client sent, except the test's own Secret writes (the seeds), which
-    # show that the scan does find the canaries where they are.
+    for where, obj in await asyncio.to_thread(_every_object, box):
+        _scan(where, yaml.safe_dump(obj), found)
+    # Every body the operator sent to the Kubernetes API, and every answer it read (watch streams
+    # aside): the answers to its Secret reads hold the canaries, which shows the scan finds them
+    # where they are; nothing else may.
     seeds: list[tuple[str, str]] = []
-    for entry in kube.requests:
-        if entry.resource == "secrets" and entry.user != OPERATOR_USER:
-            seeds.extend((entry.path, canary) for canary in leaks(repr(entry.body)))
+    exchanges = secured.proxy.exchanges
+    assert exchanges and [x for x in exchanges if x.request_body]
+    for exchange in exchanges:
+        _scan(f"request {exchange.info.method} {exchange.path}", exchange.request_body.decode(), found)
+        answer = exchange.response_body.decode(errors="replace")
+        if exchange.info.resource == "secrets" and exchange.info.verb == "get":
+            seeds.extend((exchange.path, canary) for canary in leaks(answer))
             continue
-        _scan(f"request {entry.method} {entry.path}", repr(entry.body), found)
+        _scan(f"answer to {exchange.info.method} {exchange.path}", answer, found)
     assert len({canary for _, canary in seeds}) >= 3, seeds
     # Azure's request log: no secret in a URL or query (the client secret goes in the token body only).
     for entry in box.azure.log.since(0):
