@@ -113,11 +113,7 @@ async def _refusal(console: Console, box: Sandbox, timeout: float) -> None:
     ready = _condition(obj, "Ready")
     console.print(f"Ready=False, reason {ready.get('reason')}:", highlight=False)
     console.print(f"  {ready.get('message')}", highlight=False)
-    console.print(
-        f"Azure writes for it: {_arm_writes(box) - puts_before}. The fix is in the message: "
-        "set spec.model.version to an offered version, or omit it for the region's default.",
-        highlight=False,
-    )
+    console.print(f"Azure writes for it: {_arm_writes(box) - puts_before} (refused before writing)", highlight=False)
     await box.delete("FoundryDeployment", NAMESPACE, name)
 
 
@@ -202,7 +198,7 @@ async def _demo(examples: Path, timeout: float, keep: bool, state_dir: Path, con
         console.print(
             "Azure accounts: aucert-ai (westus, the primary) and aucert-ai-east (eastus2)", highlight=False
         )
-        await box.start_operator()
+        operator = await box.start_operator()
         started = time.monotonic()
         await box.apply(documents, NAMESPACE)
         kinds = Counter(doc["kind"] for doc in documents)
@@ -220,10 +216,9 @@ async def _demo(examples: Path, timeout: float, keep: bool, state_dir: Path, con
         converged = _last_line(console, deployments, elapsed)
         if keep:
             _keep_instructions(console, box)
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                pass
+            # kopf stops the operator on Ctrl-C or SIGTERM; then the sandbox stops everything else.
+            await asyncio.shield(operator.task)
+            console.print("stopped the operator; stopping the Kubernetes API server and the Azure emulator")
         return 0 if converged else 1
 
 
@@ -233,8 +228,4 @@ def run_demo(examples: Path | None, timeout: float, keep: bool = False, state_di
     console = Console(width=None if sys.stdout.isatty() else 150)
     with tempfile.TemporaryDirectory(prefix="foundry-demo-") as temporary:
         directory = state_dir or Path(temporary)
-        try:
-            return asyncio.run(_demo(examples or DEFAULT_EXAMPLES, timeout, keep, directory, console))
-        except KeyboardInterrupt:
-            console.print("stopped")
-            return 0
+        return asyncio.run(_demo(examples or DEFAULT_EXAMPLES, timeout, keep, directory, console))
