@@ -40,7 +40,9 @@ def _unique(field: str) -> JsonDict:
         "rule": f"!has(self.{field}) || self.{field}.all(x, self.{field}.exists_one(y, y == x))",
         "message": f"{field} must not list the same entry twice",
         "fieldPath": f".{field}",
-        "reason": "FieldValueDuplicate",
+        # Not FieldValueDuplicate: for that reason the API server drops the message and prints
+        # only 'Duplicate value: "object"', which does not say what is duplicated.
+        "reason": "FieldValueInvalid",
     }
 
 

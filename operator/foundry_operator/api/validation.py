@@ -92,6 +92,38 @@ def _program(rule: str) -> Any:
     return environment.program(environment.compile(rule))
 
 
+# Structural errors after which the API server evaluates no CEL rule at all (apiextensions'
+# hasBlockingErr); any other structural error (pattern, minimum, ...) leaves every rule evaluated.
+_BLOCKING = frozenset(
+    {
+        "FieldValueNotSupported",
+        "FieldValueRequired",
+        "FieldValueTooLong",
+        "FieldValueTooMany",
+        "FieldValueTypeInvalid",
+    }
+)
+NOT_CHECKED = FieldError(
+    "<nil>",
+    "Invalid value: null: some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation",
+)
+
+
+def _cel_message(reason: str, message: str, value: Any) -> str:
+    """The refusal as the API server words it for the rule's reason (it names the type, not the value)."""
+    if reason == "FieldValueRequired":
+        return f"Required value: {message}"
+    if reason == "FieldValueForbidden":
+        return f"Forbidden: {message}"
+    if reason == "FieldValueDuplicate":  # the server drops the rule's message for this reason
+        return f'Duplicate value: "{_type_name(value)}"'
+    return f'Invalid value: "{_type_name(value)}": {message}'
+
+
+_CelSite = tuple[dict[str, Any], Any, Any, str]
+
+
 def _check_cel(schema: dict[str, Any], value: Any, old: Any, path: str, errors: list[FieldError]) -> None:
     for rule in schema.get("x-kubernetes-validations", []):
         uses_old = "oldSelf" in rule["rule"]
@@ -109,26 +141,37 @@ def _check_cel(schema: dict[str, Any], value: Any, old: Any, path: str, errors: 
             continue
         if not bool(outcome):
             field = path + rule.get("fieldPath", "") if rule.get("fieldPath") else path
-            errors.append(
-                FieldError(
-                    field or "<root>",
-                    rule.get("message", f"failed rule: {rule['rule']}"),
-                    rule.get("reason", "FieldValueInvalid"),
-                )
-            )
+            reason = rule.get("reason", "FieldValueInvalid")
+            message = rule.get("message", f"failed rule: {rule['rule']}")
+            errors.append(FieldError(field or "<root>", _cel_message(reason, message, value), reason))
 
 
-def _validate(schema: dict[str, Any], value: Any, old: Any, path: str, errors: list[FieldError]) -> None:
-    errors_before = len(errors)
+def _check_string(schema: dict[str, Any], value: str, path: str, errors: list[FieldError]) -> None:
+    # Like the server (kube-openapi), only the first failing one of maxLength, minLength, pattern.
+    if "maxLength" in schema and len(value.encode()) > schema["maxLength"]:
+        message = f"Too long: may not be more than {schema['maxLength']} bytes"
+        errors.append(FieldError(path, message, "FieldValueTooLong"))
+    elif "minLength" in schema and len(value) < schema["minLength"]:
+        message = (
+            f'Invalid value: "{value}": {path} in body should be at least {schema["minLength"]} chars long'
+        )
+        errors.append(FieldError(path, message))
+    elif "pattern" in schema and not re.search(schema["pattern"], value):
+        errors.append(
+            FieldError(path, f"Invalid value: \"{value}\": {path} in body should match '{schema['pattern']}'")
+        )
+
+
+def _validate(
+    schema: dict[str, Any], value: Any, old: Any, path: str, errors: list[FieldError], sites: list[_CelSite]
+) -> None:
+    """The structural checks, worded as the server words them; where CEL rules apply is
+    collected in `sites` for afterwards."""
     expected = schema.get("type")
     if expected and not _TYPE_CHECKS[expected](value):
-        errors.append(
-            FieldError(
-                path,
-                f"Invalid value: {_type_name(value)}: {path} must be of type {expected}",
-                "FieldValueTypeInvalid",
-            )
-        )
+        actual = _type_name(value)
+        message = f'Invalid value: "{actual}": {path} in body must be of type {expected}: "{actual}"'
+        errors.append(FieldError(path, message, "FieldValueTypeInvalid"))
         return
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(f'"{item}"' for item in schema["enum"])
@@ -138,38 +181,28 @@ def _validate(schema: dict[str, Any], value: Any, old: Any, path: str, errors: l
             )
         )
     if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(
-                FieldError(
-                    path, f'Invalid value: "{value}": should be at least {schema["minLength"]} chars long'
-                )
-            )
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(
-                FieldError(
-                    path, f"Too long: may not be longer than {schema['maxLength']}", "FieldValueTooLong"
-                )
-            )
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append(FieldError(path, f"Invalid value: \"{value}\": should match '{schema['pattern']}'"))
+        _check_string(schema, value, path, errors)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             errors.append(
                 FieldError(
-                    path, f"Invalid value: {value}: should be greater than or equal to {schema['minimum']}"
+                    path,
+                    f"Invalid value: {value}: {path} in body should be greater than or equal to {schema['minimum']}",
                 )
             )
         if "maximum" in schema and value > schema["maximum"]:
             errors.append(
                 FieldError(
-                    path, f"Invalid value: {value}: should be less than or equal to {schema['maximum']}"
+                    path,
+                    f"Invalid value: {value}: {path} in body should be less than or equal to {schema['maximum']}",
                 )
             )
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             errors.append(
                 FieldError(
-                    path, f"Invalid value: {len(value)}: should have at least {schema['minItems']} items"
+                    path,
+                    f"Invalid value: {len(value)}: {path} in body should have at least {schema['minItems']} items",
                 )
             )
         if "maxItems" in schema and len(value) > schema["maxItems"]:
@@ -181,7 +214,7 @@ def _validate(schema: dict[str, Any], value: Any, old: Any, path: str, errors: l
                 )
             )
         for index, item in enumerate(value):
-            _validate(schema.get("items", {}), item, None, _join(path, index), errors)
+            _validate(schema.get("items", {}), item, None, _join(path, index), errors, sites)
     if isinstance(value, dict):
         properties: dict[str, Any] = schema.get("properties", {})
         extra = schema.get("additionalProperties")
@@ -191,16 +224,17 @@ def _validate(schema: dict[str, Any], value: Any, old: Any, path: str, errors: l
         for name, item in value.items():
             if name in properties:
                 old_item = old.get(name) if isinstance(old, dict) else None
-                _validate(properties[name], item, old_item, _join(path, name), errors)
+                _validate(properties[name], item, old_item, _join(path, name), errors, sites)
             elif isinstance(extra, dict):
-                _validate(extra, item, None, _join(path, name), errors)
+                _validate(extra, item, None, _join(path, name), errors, sites)
             elif properties and path != "metadata":
-                # kubectl's default strict field validation refuses what pruning would silently drop.
+                # kubectl's default strict field validation refuses what pruning would silently drop
+                # (the server answers 400 "strict decoding error: unknown field ...").
                 errors.append(
                     FieldError(_join(path, name), f'unknown field "{_join(path, name)}"', "FieldValueInvalid")
                 )
-    if len(errors) == errors_before:  # CEL sees only values that passed the structural checks
-        _check_cel(schema, value, old, path, errors)
+    if schema.get("x-kubernetes-validations"):
+        sites.append((schema, value, old, path))
 
 
 def validate_object(
@@ -221,5 +255,11 @@ def validate_object(
     metadata = defaulted.get("metadata") or {}
     if not metadata.get("name"):
         errors.append(FieldError("metadata.name", "Required value: name is required", "FieldValueRequired"))
-    _validate(schema, defaulted, old, "", errors)
+    sites: list[_CelSite] = []
+    _validate(schema, defaulted, old, "", errors, sites)
+    if any(error.reason in _BLOCKING for error in errors):
+        errors.append(NOT_CHECKED)  # as the server: no rule is evaluated, and it says so
+    else:
+        for site in sites:
+            _check_cel(*site, errors)
     return defaulted, errors
