@@ -6,9 +6,9 @@ The client is synchronous; calls run in worker threads so the kopf event loop ne
 from __future__ import annotations
 
 import asyncio
-import os
 import base64
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -21,9 +21,11 @@ from kubernetes.client.exceptions import ApiException
 from foundry_operator.azure.credentials import ServicePrincipal, principal_from_secret
 from foundry_operator.metrics import Metrics
 from foundry_operator.publishing import (
+    CONTENT_HASH_ANNOTATION,
     MANAGED_KEYS_ANNOTATION,
     PublishedEntry,
     Rendering,
+    content_hash,
     format_managed_keys,
     merge,
     parse_managed_keys,
@@ -42,7 +44,9 @@ def build_api_client() -> k8s.ApiClient:
         k8s_config.load_incluster_config(client_configuration=configuration)
     except k8s_config.ConfigException:
         # The client computes its default KUBECONFIG path when it is imported: read it now instead.
-        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+        k8s_config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     return k8s.ApiClient(configuration)
 
 
@@ -134,7 +138,7 @@ class ConfigMapPublisher:
             await asyncio.sleep(self._debounce)  # let concurrent publishers join this write
             generation = state.generation
             entries = [e for e in state.entries.values() if e is not None]
-            rendering = render(entries, state.primary)
+            rendering = render(entries, state.primary, litellm=True)
             await asyncio.to_thread(self._write, namespace, name, rendering)
             state.flushed_generation = generation
             state.last = rendering
@@ -153,7 +157,10 @@ class ConfigMapPublisher:
                     metadata=k8s.V1ObjectMeta(
                         name=name,
                         namespace=namespace,
-                        annotations={MANAGED_KEYS_ANNOTATION: desired_keys},
+                        annotations={
+                            MANAGED_KEYS_ANNOTATION: desired_keys,
+                            CONTENT_HASH_ANNOTATION: content_hash(rendering.data),
+                        },
                         labels={"app.kubernetes.io/managed-by": "foundry-operator"},
                     ),
                     data=dict(rendering.data),
@@ -173,10 +180,16 @@ class ConfigMapPublisher:
             merged = merge(
                 existing, parse_managed_keys(annotations.get(MANAGED_KEYS_ANNOTATION)), rendering.data
             )
-            if merged == existing and annotations.get(MANAGED_KEYS_ANNOTATION) == desired_keys:
+            digest = content_hash(merged)  # of everything the pods read, foreign keys included
+            if (
+                merged == existing
+                and annotations.get(MANAGED_KEYS_ANNOTATION) == desired_keys
+                and annotations.get(CONTENT_HASH_ANNOTATION) == digest
+            ):
                 self._metrics.configmap_writes.labels("unchanged").inc()
                 return
             annotations[MANAGED_KEYS_ANNOTATION] = desired_keys
+            annotations[CONTENT_HASH_ANNOTATION] = digest
             metadata.annotations = annotations
             current.metadata = metadata
             current.data = merged

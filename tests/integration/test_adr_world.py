@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import yaml
+
 from foundry_emulator.sandbox import Sandbox
-from foundry_operator.publishing import MANAGED_KEYS_ANNOTATION
+from foundry_operator.publishing import CONTENT_HASH_ANNOTATION, MANAGED_KEYS_ANNOTATION, content_hash
 from tests.integration.conftest import NAMESPACE, arm_requests, azure_deployments, examples
 
 
@@ -50,6 +52,10 @@ async def test_examples_converge_and_publish_the_contract(box: Sandbox) -> None:
     config_map = await asyncio.to_thread(box.core.read_namespaced_config_map, "llm-config", NAMESPACE)
     managed = set(config_map.metadata.annotations[MANAGED_KEYS_ANNOTATION].split(","))
     assert managed == set(data)
+    # The LiteLLM proxy config, one entry per key, and a hash of the content for Reloader-style rollouts.
+    litellm = yaml.safe_load(data["litellm.yaml"])
+    assert {entry["model_name"] for entry in litellm["model_list"]} == set(models)
+    assert config_map.metadata.annotations[CONTENT_HASH_ANNOTATION] == content_hash(data)
 
 
 async def test_catalog_is_read_once_per_region_not_per_object(box: Sandbox) -> None:
