@@ -1,8 +1,11 @@
 """The bad-input corpus: every case is refused with a message that names the field and the fix,
 and none disturbs the healthy objects around it.
 
-- SCHEMA: manifests the API server refuses (the CRDs' structural schema and CEL rules, enforced by
-  the Kubernetes API emulator with the real validator): 422 Invalid, with a cause naming the field.
+- SCHEMA: manifests the real kube-apiserver refuses (the CRDs' structural schema and CEL rules):
+  422 Invalid, with a cause naming the field; an unknown field is refused (400, "strict decoding
+  error") as kubectl asks by default (fieldValidation=Strict), and otherwise pruned with a warning.
+  The project's own validator (`validate_object`, used by `foundry-operator check`) must refuse each
+  case with exactly the server's fields and messages.
 - AZURE: valid manifests that Azure would refuse, or that point at accounts that cannot be used.
   The operator refuses them before writing (or reports Azure's refusal), in a condition that names
   the field and says what to change.
@@ -14,6 +17,7 @@ FoundryDeployments whose status, Azure deployments and llm-config keys must not 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -24,7 +28,9 @@ import pytest
 import pytest_asyncio
 from kubernetes import client as k8s
 
+from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.sandbox import Sandbox, fast_settings
+from foundry_operator.api.validation import FieldError, validate_object
 from tests.integration.conftest import arm_requests, azure_deployments, deployment
 from tests.reliability.conftest import (
     LEDGER,
@@ -97,7 +103,7 @@ SCHEMA: list[tuple[str, dict[str, Any], str, str]] = [
     ("key-leading-digit", _ok(keys=["1ST_CHOICE"]), "spec.keys[0]", "should match"),
     ("key-dash-not-env-var", _ok(keys=["REASONING-PRO"]), "spec.keys[0]", "should match"),
     ("key-dot-not-env-var", _ok(keys=["GPT.5"]), "spec.keys[0]", "should match"),
-    ("key-too-long", _ok(keys=["K" * 64]), "spec.keys[0]", "may not be longer than 63"),
+    ("key-too-long", _ok(keys=["K" * 64]), "spec.keys[0]", "may not be more than 63 bytes"),
     ("keys-duplicate", _ok(keys=["A", "A"]), "spec.keys", "must not list the same entry twice"),
     ("deployment-name-space", _ok(deploymentName="my model"), "spec.deploymentName", "should match"),
     ("deployment-name-one-char", _ok(deploymentName="x"), "spec.deploymentName", "at least 2 chars"),
@@ -202,31 +208,68 @@ def _drop_none(spec: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in spec.items() if value is not None}
 
 
+def _agree(errors: list[FieldError], status: int, message: str, causes: list[dict[str, str]]) -> None:
+    """The validator refuses exactly as the server does: the same fields, the same words."""
+    LEDGER.counts["validator_cases_compared"] += 1
+    ours = sorted((error.field, error.message) for error in errors)
+    if status == 400:  # strict decoding: one message, no causes
+        assert ours and all(f"strict decoding error: {text}" in message for _, text in ours), (ours, message)
+        return
+    assert ours == sorted((c.get("field", ""), c.get("message", "")) for c in causes), (ours, causes)
+
+
+def _create(box: Sandbox, plural: str, body: dict[str, Any], **options: Any) -> Any:
+    return box.custom.create_namespaced_custom_object_with_http_info(
+        "foundry.llmops.io", "v1alpha1", NS, plural, body, **options
+    )
+
+
 @pytest.mark.parametrize(("case", "manifest", "field_path", "words"), SCHEMA, ids=[c[0] for c in SCHEMA])
 async def test_schema_refuses_invalid_manifests(
     box: Sandbox, case: str, manifest: dict[str, Any], field_path: str, words: str
 ) -> None:
     body = {**manifest, "metadata": {"name": f"bad-{case}"}, "spec": _drop_none(manifest["spec"])}
     plural = "foundrydeployments" if body["kind"] == "FoundryDeployment" else "foundryaccounts"
+    mark = box.kube.audit.mark()
+    # As kubectl sends it (fieldValidation=Strict: an unknown field is an error, not pruned).
     with pytest.raises(k8s.exceptions.ApiException) as refused:
-        await asyncio.to_thread(
-            box.custom.create_namespaced_custom_object, "foundry.llmops.io", "v1alpha1", NS, plural, body
-        )
+        await asyncio.to_thread(_create, box, plural, body, field_validation="Strict")
     LEDGER.counts["bad_input_cases"] += 1
-    assert refused.value.status == 422
+    status = refused.value.status
     message, causes = _causes(refused.value)
-    named = [c for c in causes if c.get("field") == field_path]
-    assert named, (field_path, causes)
-    assert any(words in c.get("message", "") for c in named), (words, causes)
-    assert field_path in message  # kubectl prints this line: it names the field too
-    with pytest.raises(k8s.exceptions.ApiException):  # nothing was stored
+    if case == "unknown-field":
+        assert status == 400 and causes == []
+        assert f'strict decoding error: unknown field "{field_path}"' in message
+        # Without Strict the server prunes the field and says so in a warning (dry run: not stored).
+        stored, _, headers = await asyncio.to_thread(_create, box, plural, body, dry_run="All")
+        warning = headers.get("Warning", "")
+        assert "replicas" not in stored["spec"] and "unknown field" in warning and field_path in warning
+    else:
+        assert status == 422
+        named = [c for c in causes if c.get("field") == field_path]
+        assert named, (field_path, causes)
+        assert any(words in c.get("message", "") for c in named), (words, causes)
+        assert field_path in message  # kubectl prints this line: it names the field too
+    _, errors = validate_object(copy.deepcopy(body))
+    _agree(errors, status, message, causes)
+    with pytest.raises(k8s.exceptions.ApiException) as missing:  # nothing was stored
         await box.get(body["kind"], NS, body["metadata"]["name"])
+    assert missing.value.status == 404
+    # The server's own record: every create of this kind since the case began was refused (or a
+    # dry run, which stores nothing).
+    creates = [
+        e
+        for e in box.kube.audit.since(mark)
+        if e.resource == plural and e.verb == "create" and "dryRun=" not in e.uri
+    ]
+    assert creates and all((e.status or 0) >= 400 for e in creates), creates
 
 
 @pytest.mark.parametrize(("case", "patch", "field_path", "words"), IMMUTABLE, ids=[c[0] for c in IMMUTABLE])
 async def test_schema_refuses_changes_to_immutable_fields(
     box: Sandbox, case: str, patch: dict[str, Any], field_path: str, words: str
 ) -> None:
+    old = await box.get("FoundryAccount", NS, "west")
     with pytest.raises(k8s.exceptions.ApiException) as refused:
         await box.patch_spec("FoundryAccount", NS, "west", patch)
     LEDGER.counts["bad_input_cases"] += 1
@@ -234,7 +277,12 @@ async def test_schema_refuses_changes_to_immutable_fields(
     message, causes = _causes(refused.value)
     assert any(c.get("field") == field_path and words in c.get("message", "") for c in causes), causes
     assert "create a new object instead" in message
+    changed = copy.deepcopy(old)
+    changed["spec"].update(patch)
+    _, errors = validate_object(changed, old)
+    _agree(errors, 422, message, causes)
     account = await box.get("FoundryAccount", NS, "west")
+    assert account["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
     assert (
         account["spec"]["accountName"] == "aucert-ai" and account["spec"]["resourceGroup"] == RESOURCE_GROUP
     )
@@ -573,8 +621,10 @@ HEALTHY = {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
-    async with world(tmp_path_factory.mktemp("bad-input")) as shared:
+async def box(
+    tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane
+) -> AsyncIterator[Sandbox]:
+    async with world(tmp_path_factory.mktemp("bad-input"), control_plane) as shared:
         await shared.start_operator(SETTINGS)
         await put_secret(shared, NS, "partial", {"AZURE_TENANT_ID": shared.azure.tenant_id})
         await put_secret(shared, NS, "sandbox-sp", principal_secret(shared.azure.tenant_id, *SANDBOX_APP))
@@ -671,10 +721,10 @@ async def test_refused_objects_do_not_spin(box: Sandbox) -> None:
         await _ready(box, case)
     window = 4.0
     arm_before = len(arm_requests(box))
-    kube_before = len(box.kube.requests)
+    kube_mark = box.kube.audit.mark()
     await asyncio.sleep(window)
     arm_during = arm_requests(box)[arm_before:]
-    kube_during = [e for e in list(box.kube.requests)[kube_before:] if e.is_write and e.namespace == NS]
+    kube_during = [e for e in box.kube.audit.since(kube_mark) if e.is_write and e.namespace == NS]
     LEDGER.counts["spin_window_arm_requests"] += len(arm_during)
     LEDGER.counts["spin_window_kube_writes"] += len(kube_during)
     assert [e for e in arm_during if e["method"] != "GET" and "/oauth2/" not in e["path"]] == []
