@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # foundry-operator image: `docker build -t foundry-operator:dev .` (or `make image`).
 #
-# Two stages: the first builds wheels for the project and every dependency; the second installs
-# only those wheels into a clean slim Python, so no compiler, build backend, pip cache or source
+# Two stages: the first builds wheels for the project and every dependency; the last (the default
+# target) installs only the operator's wheels into a clean slim Python, so no compiler, build backend, pip cache or source
 # tree reaches the final image. Pin PYTHON_IMAGE by digest in your release pipeline (Renovate or
 # Dependabot keep it fresh); the tag below names the exact minor line the project supports.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -18,7 +18,17 @@ COPY operator/ ./operator/
 # Every dependency ships manylinux wheels for CPython 3.11 (amd64 and arm64), so no compiler is
 # installed; a dependency that needed one would fail this step loudly rather than silently grow
 # the image.
-RUN pip wheel . --wheel-dir /wheels
+RUN pip wheel . ./operator --wheel-dir /wheels
+
+# `make e2e` only, never released: the operator plus the Azure emulator distribution
+# (operator/pyproject.toml), which the production stage below leaves out.
+FROM ${PYTHON_IMAGE} AS emulator
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m pip install --no-cache-dir --no-index --find-links=/wheels foundry-operator-emulator
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp TMPDIR=/tmp
+WORKDIR /tmp
+USER 65532:65532
+ENTRYPOINT ["foundry-operator", "emulator"]
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0

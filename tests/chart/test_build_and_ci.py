@@ -143,6 +143,10 @@ def test_workflow_runs_make_test_and_make_e2e() -> None:
         s for s in jobs["test"]["steps"] if s.get("uses", "").startswith("actions/setup-python@")
     )
     assert setup_python["with"]["python-version"] == "3.11"
+    # The real kube-apiserver and etcd the tests run against are built with Go (make control-plane).
+    setup_go = next(s for s in jobs["test"]["steps"] if s.get("uses", "").startswith("actions/setup-go@"))
+    assert setup_go["with"]["cache-dependency-path"] == "controlplane/go.sum"
+    assert runs["test"].index("make control-plane") < runs["test"].index("make test")
     for action in ("helm/kind-action@", "azure/setup-kubectl@", "azure/setup-helm@"):
         assert any(u.startswith(action) for u in uses["e2e"]), f"e2e job does not install {action}"
     # Every action is pinned to a version, never a branch.

@@ -20,6 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 CLUSTER="${E2E_CLUSTER:-foundry-e2e}"
 IMAGE="foundry-operator:e2e"
+EMULATOR_IMAGE="foundry-operator-emulator:e2e"
 OPERATOR_NS="foundry-system"
 APP_NS="llm-e2e"
 RELEASE="foundry-operator"
@@ -88,6 +89,9 @@ kind create cluster --name "$CLUSTER" --wait 180s ${KIND_NODE_IMAGE:+--image "$K
 log "building $IMAGE"
 docker build -t "$IMAGE" "$ROOT"
 kind load docker-image "$IMAGE" --name "$CLUSTER"
+# The emulator sidecar's image: the same build with the emulator distribution (a test-only target).
+docker build --target emulator -t "$EMULATOR_IMAGE" "$ROOT"
+kind load docker-image "$EMULATOR_IMAGE" --name "$CLUSTER"
 
 # --- operator with the emulator sidecar ---------------------------------------------------------
 log "installing the chart"
