@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from foundry_emulator.azure.state import Caller
+from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.sandbox import Sandbox, fast_settings
 from tests.integration.conftest import arm_requests, azure_deployments, deployment
 from tests.reliability.conftest import (
@@ -49,9 +50,11 @@ ATTEMPTS = 1 + SETTINGS.arm_retry_total
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def box(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+async def box(
+    tmp_path_factory: pytest.TempPathFactory, control_plane: ControlPlane
+) -> AsyncIterator[Sandbox]:
     state_dir: Path = tmp_path_factory.mktemp("azure-faults")
-    async with world(state_dir) as shared:
+    async with world(state_dir, control_plane) as shared:
         await shared.start_operator(SETTINGS)
         yield shared
 
