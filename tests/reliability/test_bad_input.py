@@ -200,7 +200,7 @@ IMMUTABLE: list[tuple[str, dict[str, Any], str, str]] = [
 
 
 def _causes(exc: k8s.exceptions.ApiException) -> tuple[str, list[dict[str, str]]]:
-    body = json.loads(exc.body)
+    body = json.loads(exc.body or "{}")
     return str(body.get("message", "")), list(body.get("details", {}).get("causes", []))
 
 

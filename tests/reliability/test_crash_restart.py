@@ -111,7 +111,7 @@ def _may_write_configmaps(box: Sandbox, namespace: str) -> bool:
         )
     )
     result = k8s.AuthorizationV1Api(box.api).create_subject_access_review(review)
-    return bool(result.status.allowed)
+    return bool(result.status and result.status.allowed)
 
 
 async def _grant(box: Sandbox, namespace: str, granted: bool) -> None:

@@ -303,7 +303,7 @@ def _every_object(box: Sandbox) -> list[tuple[str, dict[str, Any]]]:
     api = box.api
     custom: Any = box.custom
     found: list[tuple[str, dict[str, Any]]] = []
-    listed = [
+    listed: list[tuple[str, list[Any]]] = [
         ("configmaps", k8s.CoreV1Api(api).list_config_map_for_all_namespaces().items),
         ("events", k8s.CoreV1Api(api).list_event_for_all_namespaces().items),
         ("events.events.k8s.io", k8s.EventsV1Api(api).list_event_for_all_namespaces().items),
@@ -319,7 +319,8 @@ def _every_object(box: Sandbox) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_no_secret_in_configmaps_statuses_events_or_logs(secured: World) -> None:
-    box, found = secured.box, []
+    box = secured.box
+    found: list[tuple[str, str]] = []
     # The wrong secret was really used (Entra ID refused it), so its error paths were exercised.
     wrong = await box.wait_condition(
         "FoundryAccount", "aucert", "wrong-secret", status="False", reason="AzureAuthenticationFailed"
