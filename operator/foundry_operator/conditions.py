@@ -15,6 +15,7 @@ DEPLOYED = "Deployed"
 PUBLISHED = "Published"
 CONFLICT = "Conflict"
 RETIREMENT_SOON = "RetirementSoon"
+CONSUMER_ACCESS = "ConsumerAccess"  # spec.consumers can call the model (a data-plane role each)
 
 # Abnormal-true conditions are dropped when they stop applying, as kstatus expects.
 _REMOVE_WHEN_FALSE = {RECONCILING, STALLED, CONFLICT, RETIREMENT_SOON}
@@ -26,6 +27,7 @@ class ConditionUpdate:
     status: bool | None  # None: Unknown
     reason: str
     message: str = ""
+    remove: bool = False  # drop the condition: it no longer applies (spec.consumers emptied, say)
 
 
 def now_rfc3339(now: datetime | None = None) -> str:
@@ -43,7 +45,7 @@ def merge_conditions(
     stamp = now_rfc3339(now)
     for update in updates:
         text = "Unknown" if update.status is None else ("True" if update.status else "False")
-        if update.type in _REMOVE_WHEN_FALSE and update.status is False:
+        if update.remove or (update.type in _REMOVE_WHEN_FALSE and update.status is False):
             by_type.pop(update.type, None)
             continue
         previous = by_type.get(update.type)
@@ -56,7 +58,17 @@ def merge_conditions(
             "lastTransitionTime": stamp if changed else previous.get("lastTransitionTime", stamp),  # type: ignore[union-attr]
             "observedGeneration": generation,
         }
-    order = [READY, RECONCILING, STALLED, PLACED, DEPLOYED, PUBLISHED, CONFLICT, RETIREMENT_SOON]
+    order = [
+        READY,
+        RECONCILING,
+        STALLED,
+        PLACED,
+        DEPLOYED,
+        PUBLISHED,
+        CONFLICT,
+        RETIREMENT_SOON,
+        CONSUMER_ACCESS,
+    ]
     return sorted(
         by_type.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else len(order)
     )

@@ -21,6 +21,7 @@ from azure.core.exceptions import (
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from foundry_operator.access import review_access
 from foundry_operator.accounts import PrincipalUnavailable, resolve_principal
 from foundry_operator.api.models import FoundryDeploymentSpec, effective_keys, split_account_ref
 from foundry_operator.azure.arm import (
@@ -402,6 +403,8 @@ class DeploymentReconciler:
         )
 
         self._retirement(chosen.offer, now, status, outcome)
+        # Before the keys are published: who of spec.consumers cannot call the model there.
+        outcome.conditions.append(await review_access(self.azure, coords, spec, obj.owner, status, outcome))
 
         entry = PublishedEntry(
             owner=obj.owner,
@@ -499,7 +502,9 @@ class DeploymentReconciler:
         if entry is None or view is None or not view.location:
             return outcome
         principal = await resolve_principal(self.core, view.namespace, view.spec)
-        catalog = await self.azure.catalog(view.coordinates(principal), view.location)
+        coords = view.coordinates(principal)
+        outcome.conditions.append(await review_access(self.azure, coords, spec, obj.owner, status, outcome))
+        catalog = await self.azure.catalog(coords, view.location)
         offer = next(
             (
                 o

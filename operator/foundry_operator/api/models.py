@@ -78,7 +78,7 @@ class Condition(ApiModel):
     """A Kubernetes-style condition, as Argo CD, kstatus and `kubectl wait` read them."""
 
     type: str = Field(
-        description="Ready, Reconciling, Stalled, Placed, Deployed, Published, Conflict or RetirementSoon."
+        description="Ready, Reconciling, Stalled, Placed, Deployed, Published, Conflict, RetirementSoon or ConsumerAccess."
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="A CamelCase reason, stable for automation.")
@@ -316,11 +316,60 @@ class DeploymentDeletionPolicy(StrEnum):
     ORPHAN = "Orphan"
 
 
+class PrincipalType(StrEnum):
+    SERVICE_PRINCIPAL = "ServicePrincipal"
+    USER = "User"
+    GROUP = "Group"
+
+
+class AccessPolicy(StrEnum):
+    CHECK = "Check"
+    GRANT = "Grant"
+
+
+class Consumer(ApiModel):
+    """An identity that calls this model (a workload identity's principal, say)."""
+
+    principal_id: str = Field(
+        pattern=UUID_PATTERN,
+        max_length=36,
+        description=(
+            "Entra ID object id (principal id) of the calling identity: for AKS workload identity, the "
+            "managed identity's principalId (az identity show --query principalId), not its clientId."
+        ),
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/ -]{0,62}$",
+        max_length=63,
+        description="A label used in conditions and Events, e.g. the namespace/serviceaccount of the pods.",
+    )
+    principal_type: PrincipalType = Field(
+        default=PrincipalType.SERVICE_PRINCIPAL,
+        description="ServicePrincipal (managed and workload identities), User or Group.",
+    )
+
+    def label(self) -> str:
+        return f"{self.name} ({self.principal_id})" if self.name else self.principal_id
+
+
 class FoundryDeploymentSpec(ApiModel):
     """One model the namespace wants, placed on the first eligible account and published to a ConfigMap."""
 
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [_unique("accounts"), _unique("keys")]}
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _unique("accounts"),
+                _unique("keys"),
+                {
+                    "rule": "!has(self.consumers) || "
+                    "self.consumers.all(x, self.consumers.exists_one(y, y.principalId == x.principalId))",
+                    "message": "consumers must not list the same principalId twice",
+                    "fieldPath": ".consumers",
+                    "reason": "FieldValueInvalid",
+                },
+            ]
+        }
     )
 
     model: ModelSpec = Field(description="The model to deploy.")
@@ -363,6 +412,23 @@ class FoundryDeploymentSpec(ApiModel):
         default=DeploymentDeletionPolicy.DELETE,
         description="Delete removes the Azure deployment with this object; Orphan leaves it.",
     )
+    consumers: list[Consumer] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Identities that call this model. On the account it is placed on, each needs Cognitive Services "
+            "User or Cognitive Services OpenAI User (account, resource group or subscription scope); the "
+            "ConsumerAccess condition reports who lacks it."
+        ),
+    )
+    access_policy: AccessPolicy = Field(
+        default=AccessPolicy.CHECK,
+        description=(
+            "Check (default): report a consumer without a data-plane role (ConsumerAccess=False, a Warning "
+            "Event, Ready unchanged). Grant: create the missing role assignment (Cognitive Services User at "
+            "the account scope); the operator's identity then needs Microsoft.Authorization/roleAssignments/write."
+        ),
+    )
 
     def effective_deployment_name(self) -> str:
         return self.deployment_name or self.model.name
@@ -381,7 +447,7 @@ class FoundryDeploymentStatus(ApiModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Reconciling, Stalled, Placed, Deployed, Published, Conflict, RetirementSoon.",
+        description="Ready, Reconciling, Stalled, Placed, Deployed, Published, Conflict, RetirementSoon, ConsumerAccess.",
         json_schema_extra=_CONDITION_LIST,
     )
     account_ref: str | None = Field(

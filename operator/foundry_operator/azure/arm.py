@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +21,15 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import AioHttpTransport
+from azure.mgmt.authorization.aio import AuthorizationManagementClient
+from azure.mgmt.authorization.v2022_04_01.models import RoleAssignment, RoleAssignmentCreateParameters
 from azure.mgmt.cognitiveservices import models as sdk
 from azure.mgmt.cognitiveservices.aio import CognitiveServicesManagementClient
 
 from foundry_operator.azure.cache import TtlCache
 from foundry_operator.azure.credentials import ServicePrincipal, operator_credential, principal_credential
 from foundry_operator.azure.pacing import ArmPacing, ArmPacingPolicy
-from foundry_operator.azure.writes import AccountWriteGate
+from foundry_operator.azure.writes import AccountWriteGate, error_code
 from foundry_operator.catalog import (
     QuotaUsage,
     RegionCatalog,
@@ -41,6 +44,8 @@ TERMINAL_STATES = {"succeeded", "failed", "canceled"}
 OWNER_TAG = "foundry.llmops.io-owner"
 
 _OPERATION_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"/providers/Microsoft\.Authorization/roleAssignments$", re.I), "roleAssignments.list"),
+    (re.compile(r"/providers/Microsoft\.Authorization/roleAssignments/[^/]+$", re.I), "roleAssignment"),
     (re.compile(r"/operation(Result|Status)(es)?s?/", re.I), "operation.status"),
     (re.compile(r"/accounts/[^/]+/deployments/[^/]+$", re.I), "deployment"),
     (re.compile(r"/accounts/[^/]+/deployments$", re.I), "deployments.list"),
@@ -169,6 +174,44 @@ class DesiredDeployment:
         )
 
 
+# Microsoft.Authorization's api-version for role assignments (the one azure-mgmt-authorization 4 defaults to).
+AUTHORIZATION_API_VERSION = "2022-04-01"
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """One role assignment as the access check needs it: who, which role (its GUID), where."""
+
+    principal_id: str
+    role_id: str  # the role definition's GUID, lower case
+    scope: str
+
+
+@dataclass(frozen=True)
+class RoleListing:
+    """The role assignments that apply at an account (its scope and above), or why they are unknown."""
+
+    grants: tuple[RoleGrant, ...] = ()
+    refused: str | None = None  # Azure refused the read (the identity lacks roleAssignments/read)
+
+
+def role_definition_id(subscription_id: str, role_id: str) -> str:
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
+
+
+def role_assignment_name(scope: str, principal_id: str, role_id: str) -> str:
+    """Deterministic: the same grant always has the same name, so a retry cannot create a duplicate."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal_id.lower()}|{role_id.lower()}"))
+
+
+def _role_grant(assignment: RoleAssignment) -> RoleGrant:
+    return RoleGrant(
+        principal_id=(assignment.principal_id or "").lower(),
+        role_id=(assignment.role_definition_id or "").rstrip("/").rsplit("/", 1)[-1].lower(),
+        scope=(assignment.scope or "").rstrip("/"),
+    )
+
+
 def _account_snapshot(account: sdk.Account) -> AccountSnapshot:
     properties = account.properties or sdk.AccountProperties()
     return AccountSnapshot(
@@ -244,8 +287,14 @@ class AzureGateway:
         self.listings: TtlCache[dict[str, DeploymentSnapshot]] = TtlCache(
             "deployments", settings.resync_interval_seconds * 0.5, metrics
         )
+        # Role assignments at an account: one listing per account per resync round serves the
+        # access check of every FoundryDeployment placed there.
+        self.role_listings: TtlCache[RoleListing] = TtlCache(
+            "roleAssignments", settings.resync_interval_seconds * 0.5, metrics
+        )
         self._credentials: dict[str, AsyncTokenCredential] = {}
         self._clients: dict[tuple[str, str], CognitiveServicesManagementClient] = {}
+        self._authorization: dict[tuple[str, str], AuthorizationManagementClient] = {}
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -257,27 +306,44 @@ class AzureGateway:
             )
         return self._credentials[key]
 
+    def _options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.azure.resource_manager_endpoint,
+            "credential_scopes": [self.azure.scope],
+            "retry_total": self.settings.arm_retry_total,
+            "retry_backoff_max": self.settings.arm_retry_backoff_max_seconds,
+            # Pacing first: every attempt (retries included) waits for an ARM token.
+            "per_retry_policies": [ArmPacingPolicy(ArmPacing()), ArmMetricsPolicy(self.metrics)],
+            "polling_interval": self.settings.lro_poll_seconds,
+            "transport": arm_transport(self.azure.ca_bundle),
+        }
+
     def client(self, coords: AccountCoordinates) -> CognitiveServicesManagementClient:
         key = (coords.identity_key, coords.subscription_id)
         if key not in self._clients:
-            options: dict[str, Any] = {
-                "base_url": self.azure.resource_manager_endpoint,
-                "credential_scopes": [self.azure.scope],
-                "retry_total": self.settings.arm_retry_total,
-                "retry_backoff_max": self.settings.arm_retry_backoff_max_seconds,
-                # Pacing first: every attempt (retries included) waits for an ARM token.
-                "per_retry_policies": [ArmPacingPolicy(ArmPacing()), ArmMetricsPolicy(self.metrics)],
-                "polling_interval": self.settings.lro_poll_seconds,
-            }
-            options["transport"] = arm_transport(self.azure.ca_bundle)
             self._clients[key] = CognitiveServicesManagementClient(
-                self._credential(coords.principal), coords.subscription_id, **options
+                self._credential(coords.principal), coords.subscription_id, **self._options()
             )
         return self._clients[key]
+
+    def authorization(self, coords: AccountCoordinates) -> AuthorizationManagementClient:
+        """Microsoft.Authorization (role assignments), as the identity that speaks for the account."""
+        key = (coords.identity_key, coords.subscription_id)
+        if key not in self._authorization:
+            self._authorization[key] = AuthorizationManagementClient(
+                self._credential(coords.principal),
+                coords.subscription_id,
+                api_version=AUTHORIZATION_API_VERSION,
+                **self._options(),
+            )
+        return self._authorization[key]
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
+        for authorization in self._authorization.values():
+            await authorization.close()
+        self._authorization.clear()
         for credential in self._credentials.values():
             await credential.close()
         self._clients.clear()
@@ -366,7 +432,64 @@ class AzureGateway:
                 return snapshot
             await asyncio.sleep(self.settings.lro_poll_seconds)
 
+    async def role_assignments(self, coords: AccountCoordinates) -> RoleListing:
+        """Role assignments that apply at the account (atScope(): its scope and every scope above)."""
+
+        async def load() -> RoleListing:
+            client = self.authorization(coords)
+            try:
+                grants = [
+                    _role_grant(item)
+                    async for item in client.role_assignments.list_for_scope(
+                        coords.arm_id, filter="atScope()"
+                    )
+                ]
+            except HttpResponseError as exc:
+                if exc.status_code not in (401, 403):
+                    raise
+                # Kept for the TTL like a listing: asking again at once would be refused again.
+                return RoleListing(refused=str(exc.message or exc).strip().splitlines()[0][:500])
+            return RoleListing(tuple(grants))
+
+        return await self.role_listings.get(coords.arm_id.lower(), load)
+
     # -- writes (one at a time per account) --------------------------------------------------------
+
+    async def assign_role(
+        self,
+        coords: AccountCoordinates,
+        principal_id: str,
+        principal_type: str,
+        role_id: str,
+        description: str,
+    ) -> RoleGrant:
+        """PUT a role assignment at the account's scope, under a deterministic name."""
+        scope = coords.arm_id
+        name = role_assignment_name(scope, principal_id, role_id)
+        parameters = RoleAssignmentCreateParameters(
+            role_definition_id=role_definition_id(coords.subscription_id, role_id),
+            principal_id=principal_id,
+            principal_type=principal_type,
+            description=description,
+        )
+        grant = RoleGrant(principal_id.lower(), role_id.lower(), scope)
+
+        async def operation() -> RoleGrant:
+            try:
+                return _role_grant(
+                    await self.authorization(coords).role_assignments.create(scope, name, parameters)
+                )
+            except HttpResponseError as exc:
+                if exc.status_code == 409 and error_code(exc) == "RoleAssignmentExists":
+                    return grant  # someone assigned the same role there under another name: the goal holds
+                raise
+
+        try:
+            created = await self.gate.write(coords.arm_id, operation)
+        finally:
+            # The listing is stale either way; the next access check reads the account again.
+            self.role_listings.invalidate(coords.arm_id.lower())
+        return created
 
     def _after_write(
         self,
