@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from foundry_operator.api.models import split_account_ref
+from foundry_operator.access import DATA_PLANE_ROLES, GRANTED_ROLE, az_command, missing_consumers
+from foundry_operator.api.models import AccessPolicy, split_account_ref
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog, normalize_region
 from foundry_operator.placement import (
     Candidate,
@@ -37,8 +38,10 @@ from foundry_operator.preflight.facts import (
 from foundry_operator.preflight.manifests import AccountManifest, DeploymentManifest, ManifestSet
 from foundry_operator.preflight.report import (
     CONFLICT,
+    CONSUMER_ACCESS_UNKNOWN,
     KEY_CONFLICT,
     RETIREMENT_SOON,
+    ROLE_MISSING,
     AccountResult,
     CandidateResult,
     DeploymentResult,
@@ -364,6 +367,52 @@ def _claim_findings(
     return []
 
 
+# A catalog snapshot does not hold role assignments (they are not the catalog's, and change daily).
+SNAPSHOT_HAS_NO_ROLES = (
+    "consumer access not checked: this source holds no role assignments (a catalog snapshot never does); "
+    "run check with AZURE_* credentials to check spec.consumers, or read the ConsumerAccess condition"
+)
+
+
+def _access_findings(
+    deployment: DeploymentManifest, account: AccountManifest, world: World
+) -> tuple[list[Finding], list[Finding]]:
+    """(errors, warnings) for spec.consumers on the account the model would be placed on."""
+    spec = deployment.spec
+    if not spec.consumers:
+        return [], []
+    facts = _facts(world, account)
+    name = account.spec.account_name
+    if facts.planned:
+        unknown = f"consumer access not checked: account {name} does not exist yet (the operator creates it)"
+        return [], [Finding(CONSUMER_ACCESS_UNKNOWN, unknown, ("check again once the account exists",))]
+    if facts.role_grants is None:
+        reason = facts.role_grants_problem or SNAPSHOT_HAS_NO_ROLES
+        return [], [Finding(CONSUMER_ACCESS_UNKNOWN, reason)]
+    scope = _view(account, facts).coordinates(None).arm_id
+    missing = missing_consumers(spec.consumers, facts.role_grants, scope)
+    if not missing:
+        return [], []
+    roles = " or ".join(DATA_PLANE_ROLES.values())
+    if spec.access_policy == AccessPolicy.GRANT:
+        text = (
+            f"{', '.join(c.label() for c in missing)} lack(s) {roles} on account {name}: the operator will "
+            f"assign {DATA_PLANE_ROLES[GRANTED_ROLE]} (spec.accessPolicy Grant)"
+        )
+        fix = "the operator's identity needs Microsoft.Authorization/roleAssignments/write there (docs/install.md)"
+        return [], [Finding(ROLE_MISSING, text, (fix,))]
+    errors = [
+        Finding(
+            ROLE_MISSING,
+            f"consumer {c.label()} lacks a data-plane role ({roles}) on account {name}: its calls to "
+            f"{spec.effective_deployment_name()} would fail with 403 PermissionDenied",
+            (az_command(c, scope), "or set spec.accessPolicy: Grant"),
+        )
+        for c in missing
+    ]
+    return errors, []
+
+
 def _candidate_results(placement: Placement) -> tuple[CandidateResult, ...]:
     return tuple(
         CandidateResult(v.candidate.ref, v.candidate.region, v.eligible, v.reason, v.suggestion)
@@ -457,13 +506,13 @@ def _placed(
     region = normalize_region(chosen.candidate.region or "")
     headroom = _headroom(attempt.usages, attempt.reserved, chosen, attempt.deployed)
     errors = _claim_findings(attempt.deployment, account, world, ledger)
+    access_errors, warnings = _access_findings(attempt.deployment, account, world)
     if not errors and chosen.sku.usage_name:
         # Reserve what this deployment adds to the quota, for the deployments after it.
         needed = chosen.capacity - attempt.deployed.get(chosen.candidate.ref, 0)
         subscription = attempt.candidates.region_subscription.get(region, account.spec.subscription_id)
         if needed > 0:
             ledger.reserved[region_key(subscription, region)][chosen.sku.usage_name] += needed
-    warnings = []
     warning = retirement_warning(chosen.offer, now, window)
     if warning:
         replacement = chosen.offer.replacement
@@ -481,7 +530,7 @@ def _placed(
         headroom=headroom,
         usage_name=chosen.sku.usage_name,
         retirement_date=retirement.date().isoformat() if retirement else None,
-        errors=tuple(errors),
+        errors=(*errors, *access_errors),
         warnings=tuple(warnings),
     )
 

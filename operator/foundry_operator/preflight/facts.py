@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from foundry_operator.azure.arm import RoleGrant
 from foundry_operator.catalog import QuotaUsage, RegionCatalog, normalize_region
 
 AzureAccountKey = tuple[str, str, str]  # (subscription, resource group, account name), lower case
@@ -47,6 +48,9 @@ class AccountFacts:
     problem: str | None = None
     deployments: Mapping[str, ExistingDeployment] = field(default_factory=dict)  # by lower-case name
     planned: bool = False  # a Managed account the operator would create: region and kind from its spec
+    # Role assignments that apply at the account; None: unknown (a snapshot, or Azure refused the read).
+    role_grants: tuple[RoleGrant, ...] | None = None
+    role_grants_problem: str | None = None  # why they are unknown
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ class Result(StrEnum):
 CONFLICT = "Conflict"
 KEY_CONFLICT = "KeyConflict"
 RETIREMENT_SOON = "RetirementSoon"
+ROLE_MISSING = "RoleMissing"  # a spec.consumers identity lacks a data-plane role where the model goes
+CONSUMER_ACCESS_UNKNOWN = "ConsumerAccessUnknown"  # role assignments not known (a snapshot, a refusal)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from typing import Protocol, TypeVar
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 
 from foundry_operator.api.models import Management
-from foundry_operator.azure.arm import OWNER_TAG, AccountCoordinates, AzureGateway, DeploymentSnapshot
+from foundry_operator.azure.arm import (
+    OWNER_TAG,
+    AccountCoordinates,
+    AzureGateway,
+    DeploymentSnapshot,
+    RoleGrant,
+)
 from foundry_operator.azure.writes import error_code, error_message
 from foundry_operator.catalog import QuotaUsage, RegionCatalog, normalize_region
 from foundry_operator.preflight.facts import AccountFacts, ExistingDeployment, OfferedQuery
@@ -141,7 +147,30 @@ class LiveSource:
             code = error_code(exc) or f"HTTP {exc.status_code}"
             return AccountFacts(None, None, problem=f"Azure refused {what}: {code}: {error_message(exc)}")
         deployments = {name: _existing(snapshot) for name, snapshot in listing.items()}
-        return AccountFacts(found.location, found.kind, deployments=deployments)
+        grants, problem = await self._role_grants(coords)
+        return AccountFacts(
+            found.location,
+            found.kind,
+            deployments=deployments,
+            role_grants=grants,
+            role_grants_problem=problem,
+        )
+
+    async def _role_grants(
+        self, coords: AccountCoordinates
+    ) -> tuple[tuple[RoleGrant, ...] | None, str | None]:
+        """The role assignments at the account, for spec.consumers; a refusal is reported, not fatal."""
+        what = f"listing the role assignments of {coords.account_name}"
+        try:
+            listing = await self._call(what, lambda: self.gateway.role_assignments(coords))
+        except HttpResponseError as exc:
+            return None, f"Azure refused {what}: {error_code(exc) or exc.status_code}: {error_message(exc)}"
+        if listing.refused is not None:
+            return None, (
+                f"Azure refused {what}: {listing.refused} (the checking identity needs "
+                "Microsoft.Authorization/roleAssignments/read, e.g. Reader)"
+            )
+        return listing.grants, None
 
     async def account(self, account: AccountManifest) -> AccountFacts:
         spec = account.spec
