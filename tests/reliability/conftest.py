@@ -53,7 +53,12 @@ class Ledger:
         totals["azure_fault_rules"] = len(self.azure_faults)
         totals["kube_faults_hit"] = sum(rule.hits for rule in self.kube_rules)
         injected = ("azure_faults_hit", "azure_foreign_writes", "kube_faults_hit", "kube_forbidden_403")
-        extra = ("kube_interleaved_writes", "kube_watches_broken", "kube_configmaps_deleted_by_hand")
+        extra = (
+            "kube_interleaved_writes",
+            "kube_watches_broken",
+            "kube_apiserver_restarts",
+            "kube_configmaps_deleted_by_hand",
+        )
         totals["faults_injected_total"] = sum(totals.get(key, 0) for key in (*injected, *extra))
         return dict(sorted(totals.items()))
 
