@@ -9,6 +9,7 @@ llm-config, and a truthful last line. With `--keep` the world stays up for kubec
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from foundry_emulator.sandbox import Sandbox, load_documents, sandbox
@@ -160,6 +162,94 @@ def _arm_summary(console: Console, box: Sandbox) -> None:
         console.print(f"{count:4d}  {kind}", highlight=False)
 
 
+# The inference pods' identity of the default scenario: Cognitive Services User on aucert-ai only.
+INFERENCE_PODS = ("5b4a3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "emulator-inference-secret-not-a-real-secret")
+
+
+async def _call_key(clients: Any, key: str, capabilities: dict[str, str]) -> str:
+    target = clients.get_async(key)
+    if target.target.api_flavor == "openai" and capabilities.get("responses", "").lower() == "true":
+        answer = await target.client.responses.create(model=target.model, input="hello")
+        return str(answer.output_text)
+    chat = await target.client.chat.completions.create(
+        model=target.model, messages=[{"role": "user", "content": "hello"}]
+    )
+    return str(chat.choices[0].message.content)
+
+
+def _failure(exc: BaseException) -> str:
+    """Azure's status, code and message (openai's APIStatusError), on one line, markup escaped."""
+    body = getattr(exc, "body", None)
+    status = getattr(exc, "status_code", None)
+    code = body.get("code") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    text = " ".join(str(message or exc or type(exc).__name__).split())[:160]
+    head = " ".join(str(part) for part in (f"HTTP {status}" if status else None, code) if part)
+    return escape(f"{head}: {text}" if head else text)
+
+
+async def _calls(console: Console, box: Sandbox, config: dict[str, str]) -> None:
+    """One call per llm-config key through foundry_llm_client, as the inference pods make it."""
+    console.rule("One call per llm-config key, as the inference pods (their Entra ID token)")
+    try:
+        await _call_each_key(console, box, config)
+    except ImportError as exc:  # the client is its own distribution (pip install ./client)
+        console.print(f"skipped: {exc}", highlight=False, markup=False)
+    except Exception as exc:  # robust: one line, never a traceback
+        console.print(f"[red]the calls could not be made[/]: {_failure(exc)}", highlight=False)
+
+
+async def _call_each_key(console: Console, box: Sandbox, config: dict[str, str]) -> None:
+    import ssl
+
+    import httpx
+    from azure.identity.aio import ClientSecretCredential
+    from foundry_llm_client import FoundryClients, LlmConfig
+
+    try:
+        models = json.loads(config.get("models.json") or "{}")
+    except ValueError:
+        models = {}
+    ca = str(box.azure.ca_file)
+    async with (
+        ClientSecretCredential(
+            box.azure.tenant_id,
+            *INFERENCE_PODS,
+            authority=box.azure.url,
+            disable_instance_discovery=True,
+            connection_verify=ca,
+        ) as credential,
+        httpx.AsyncClient(proxy=box.azure.proxy_url, verify=ssl.create_default_context(cafile=ca)) as http,
+    ):
+        clients = FoundryClients(
+            LlmConfig(config), async_credential=credential, async_http_client=http, max_retries=0
+        )
+        failed: list[str] = []
+        for key in clients.config.keys():
+            described = models.get(key) if isinstance(models.get(key), dict) else {}
+            model = described.get("model") or config.get(f"FOUNDRY_MODEL_{key}", "?")
+            try:
+                answer = await asyncio.wait_for(
+                    _call_key(clients, key, described.get("capabilities") or {}), 30
+                )
+            except Exception as exc:  # one line per failing key, never a traceback
+                console.print(
+                    f"{key} -> {model}: [red]FAILED[/] {_failure(exc)}",
+                    highlight=False,
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+                failed.append(key)
+                continue
+            console.print(f"{key} -> {model}: {' '.join(answer.split())[:90]}", highlight=False, markup=False)
+        keys = clients.config.keys()
+        console.print(
+            f"{len(keys) - len(failed)} of {len(keys)} keys answered"
+            + (f"; failing: {', '.join(failed)}" if failed else ""),
+            highlight=False,
+        )
+
+
 def _last_line(console: Console, deployments: list[dict[str, Any]], elapsed: float) -> bool:
     waiting = [obj for obj in deployments if not _ready(obj)]
     if deployments and not waiting:
@@ -213,6 +303,7 @@ async def _demo(examples: Path, timeout: float, keep: bool, state_dir: Path, con
         _config(console, await box.config_map(NAMESPACE) or {})
         _table(console, deployments, elapsed)
         _arm_summary(console, box)
+        await _calls(console, box, await box.config_map(NAMESPACE) or {})
         converged = _last_line(console, deployments, elapsed)
         if keep:
             _keep_instructions(console, box)
