@@ -6,11 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.sandbox import crd_documents
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peering_crds() -> list[dict[str, Any]]:
+    text = (
+        ROOT / "charts" / "foundry-operator" / "charts" / "kopf-peering" / "crds" / "kopf-peering.yaml"
+    ).read_text()
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +29,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     # Started from pytest's main thread (the processes die with the thread that started them).
     plane = ControlPlane(Path(tmp_path_factory.mktemp("controlplane"))).start()
     try:
-        plane.install_crds(crd_documents())
+        # Ours, and kopf's peering CRDs (the chart ships them) for the HA tests.
+        plane.install_crds([*crd_documents(), *peering_crds()])
         yield plane
     finally:
         plane.stop()

@@ -584,9 +584,7 @@ class DeploymentReconciler:
                 # Azure cannot change a deployment's model in place: delete ours, then create anew.
                 await self.azure.delete_deployment(coords, desired.name, view.location)
                 outcome.note("Replacing", f"replacing {desired.name}: model changed to {desired.model_name}")
-            snapshot = await self.azure.put_deployment(
-                coords, desired, view.location, None if model_changed else existing
-            )
+            snapshot = await self.azure.put_deployment(coords, desired, view.location)
         except HttpResponseError as exc:
             if not is_validation_error(exc):
                 raise

@@ -45,8 +45,13 @@ class RunOptions:
     log_level: str | None = None
 
 
-def kopf_settings() -> kopf.OperatorSettings:
+def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
+    if operator is not None:
+        # Peering: how long a silent active replica is trusted before a standby resumes. (With
+        # --peering, kopf makes peering mandatory: a missing peering object stops the operator
+        # rather than letting it run as a second active replica.)
+        settings.peering.lifetime = max(1, round(operator.peering_lifetime_seconds))
     # Handler progress in annotations: the status schema is structural and would prune kopf's own keys.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -94,7 +99,7 @@ async def serve(
     try:
         await kopf.operator(
             registry=build_registry(context),
-            settings=kopf_settings(),
+            settings=kopf_settings(settings),
             clusterwide=not options.namespaces,
             namespaces=options.namespaces,
             standalone=options.standalone,

@@ -47,6 +47,12 @@ class OperatorSettings(BaseSettings):
     configmap_debounce_seconds: float = Field(
         default=0.05, ge=0, description="Coalescing window of ConfigMap writes."
     )
+    peering_lifetime_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="With replicas > 1 (kopf peering): a standby takes over once the active replica has "
+        "been silent this long.",
+    )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Prometheus port; 0 disables.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")

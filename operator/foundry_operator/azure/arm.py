@@ -520,21 +520,23 @@ class AzureGateway:
         coords: AccountCoordinates,
         desired: DesiredDeployment,
         region: str | None,
-        known: DeploymentSnapshot | None,
     ) -> DeploymentSnapshot:
-        """Create or update; `known` is what the caller read before queueing for the account's slot."""
+        """Create or update, unless the deployment is already as desired when our turn comes."""
 
         async def operation() -> DeploymentSnapshot:
-            if known is not None and known.in_progress:
-                # An operation started before (ours before a restart, or someone else's): wait it
-                # out, and write only if its result is not already what we want (no duplicates).
-                settled = await self.wait_until_settled(coords, desired.name)
-                if (
-                    settled is not None
-                    and (settled.provisioning_state or "").lower() == "succeeded"
-                    and not desired.differs_from(settled)
-                ):
-                    return settled
+            # Read again now that the account's slot is ours: what the caller read may be stale.
+            # Another replica (a rolling update overlaps two), a pipeline or our own process before
+            # a restart may have written it meanwhile, or still be writing it. Wait any operation
+            # out, and write only if the result is not already what we want (no duplicate writes).
+            settled = await self.wait_until_settled(coords, desired.name)
+            if (
+                settled is not None
+                and (settled.provisioning_state or "").lower() == "succeeded"
+                and not desired.differs_from(settled)
+                and (settled.model_name or "").lower() == desired.model_name.lower()
+                and (settled.model_format or "").lower() == desired.model_format.lower()
+            ):
+                return settled
             poller = await self.client(coords).deployments.begin_create_or_update(
                 coords.resource_group, coords.account_name, desired.name, desired.to_sdk()
             )
