@@ -126,8 +126,9 @@ async def test_burst_of_429_honours_retry_after(box: Sandbox) -> None:
     for index, entry in enumerate(touched[:-1]):
         if entry["status"] == 429:
             assert (_stamp(touched[index + 1]) - _stamp(entry)).total_seconds() >= 0.9, touched
-    # Besides the three 429s: one GET that passes, one PUT, the poller's final GET. Nothing more.
-    assert [e["status"] for e in touched if e["status"] != 429] == [404, 201, 200], touched
+    # Besides the three 429s: the read that decides, the re-read once the account's write slot is
+    # ours (arm.put_deployment), one PUT, the poller's final GET. Nothing more.
+    assert [e["status"] for e in touched if e["status"] != 429] == [404, 404, 201, 200], touched
     assert "throttled" in azure_deployments(box, "aucert-ai")
 
 
@@ -183,8 +184,9 @@ async def test_persistent_outage_is_reported_honestly_and_retried_without_a_hot_
         assert all(b >= a - 0.3 for a, b in itertools.pairwise(pauses)), pauses  # never shrinking
         if len(pauses) >= 3:
             assert pauses[2] >= 2 * pauses[0], pauses  # exponential (0.5, 1, 2 s...), not fixed
-        # Reads are not hammered either: one GET of the deployment per handler run.
-        assert len(_on(box, name, "GET")) <= len(runs) + 1
+        # Reads are not hammered either: per handler run, the read that decides and the re-read
+        # in the account's write slot, whatever the PUT's retries.
+        assert len(_on(box, name, "GET")) <= 2 * len(runs) + 1
     box.azure.faults.clear()
     await box.wait_for(lambda: converged(box, namespace, "gpt"), 30, what="gpt Ready after the outage")
     await box.wait_for(lambda: converged(box, namespace, "codex"), 30, what="codex Ready after the outage")
