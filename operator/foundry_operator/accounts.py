@@ -32,6 +32,14 @@ async def resolve_principal(
             raise PrincipalUnavailable(
                 f"Secret {namespace}/{secret_name} (spec.credentials.secretRef.name) does not exist"
             ) from exc
+        if exc.status == 403:
+            # The chart grants Secret reads only in the namespaces it lists (least privilege).
+            raise PrincipalUnavailable(
+                f"the operator may not read Secret {namespace}/{secret_name} (spec.credentials.secretRef.name): "
+                f"add {namespace} to the chart's rbac.secretNamespaces (helm upgrade ... "
+                f"--set 'rbac.secretNamespaces={{{namespace}}}', keeping the namespaces already listed), "
+                "or use the operator's own identity (workload identity) for this account"
+            ) from exc
         raise PrincipalUnavailable(
             f"Secret {namespace}/{secret_name} cannot be read: HTTP {exc.status}"
         ) from exc

@@ -62,7 +62,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "credentialsSecret": "foundry-sp",
             "caBundle": {"configMap": "corp-ca"},
         },
-        "rbac": {"readSecrets": False},
+        "rbac": {"secretNamespaces": ["team-a"]},
         "metrics": {"enabled": False},
         "imagePullSecrets": [{"name": "acr-pull"}],
         "image": {"digest": "sha256:" + "ab" * 32},

@@ -11,19 +11,17 @@ Rules = dict[tuple[str, str], frozenset[str]]
 
 # What the operator's code touches in Kubernetes (the runtime contract), per (apiGroup, resource).
 NAMESPACED: Rules = {
-    ("foundry.llmops.io", "foundryaccounts"): frozenset({"get", "list", "watch", "patch"}),
-    ("foundry.llmops.io", "foundrydeployments"): frozenset({"get", "list", "watch", "patch"}),
-    ("foundry.llmops.io", "foundryaccounts/status"): frozenset({"get", "patch", "update"}),
-    ("foundry.llmops.io", "foundrydeployments/status"): frozenset({"get", "patch", "update"}),
-    ("", "configmaps"): frozenset({"get", "list", "watch", "create", "update", "patch"}),
-    ("", "secrets"): frozenset({"get"}),
-    ("", "events"): frozenset({"create", "patch"}),
-    ("events.k8s.io", "events"): frozenset({"create", "patch"}),
+    ("foundry.llmops.io", "foundryaccounts"): frozenset({"list", "watch", "patch"}),
+    ("foundry.llmops.io", "foundrydeployments"): frozenset({"list", "watch", "patch"}),
+    ("foundry.llmops.io", "foundryaccounts/status"): frozenset({"patch"}),
+    ("foundry.llmops.io", "foundrydeployments/status"): frozenset({"patch"}),
+    ("", "configmaps"): frozenset({"get", "create", "update"}),
+    ("", "events"): frozenset({"create"}),
 }
 CLUSTER_SCOPED: Rules = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"get", "list", "watch"}),
-    ("", "namespaces"): frozenset({"get", "list", "watch"}),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
+SECRETS: Rules = {("", "secrets"): frozenset({"get"})}
 CLUSTER_PEERING: Rules = {("kopf.dev", "clusterkopfpeerings"): frozenset({"get", "list", "watch", "patch"})}
 NAMESPACED_PEERING: Rules = {("kopf.dev", "kopfpeerings"): frozenset({"get", "list", "watch", "patch"})}
 
@@ -63,10 +61,20 @@ def test_cluster_mode_with_peering_adds_only_cluster_peerings() -> None:
     )
 
 
-def test_secrets_can_be_withheld() -> None:
-    rules = rules_of(one(render({"rbac": {"readSecrets": False}}), "ClusterRole"))
-    assert ("", "secrets") not in rules
-    assert rules == {k: v for k, v in (NAMESPACED | CLUSTER_SCOPED).items() if k != ("", "secrets")}
+def test_secrets_only_in_the_listed_namespaces() -> None:
+    docs = render()
+    assert not [r for r in objects(docs, "Role") if ("", "secrets") in rules_of(r)]  # default: none
+    docs = render({"rbac": {"secretNamespaces": ["platform", "team-a"]}})
+    assert ("", "secrets") not in rules_of(one(docs, "ClusterRole"))
+    roles = [r for r in objects(docs, "Role") if r["metadata"]["name"].endswith("-secrets")]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["platform", "team-a"]
+    assert all(rules_of(r) == SECRETS for r in roles)
+    bindings = [b for b in objects(docs, "RoleBinding") if b["metadata"]["name"].endswith("-secrets")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["platform", "team-a"]
+    sa = one(docs, "ServiceAccount")["metadata"]
+    for binding in bindings:
+        assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": NAMESPACE}]
 
 
 @pytest.mark.parametrize(("name", "peering"), [("namespaced", {}), ("namespaced-ha", NAMESPACED_PEERING)])
@@ -139,3 +147,5 @@ def test_docs_rbac_lists_every_rendered_rule() -> None:
     docs = render(VALUE_SETS["namespaced-ha"])
     assert documented_rules("namespaced-clusterrole") == rules_of(one(docs, "ClusterRole"))
     assert documented_rules("namespaced-role") == rules_of(objects(docs, "Role")[0])
+    secret_roles = objects(render({"rbac": {"secretNamespaces": ["team-a"]}}), "Role")
+    assert documented_rules("secrets-role") == rules_of(secret_roles[0])

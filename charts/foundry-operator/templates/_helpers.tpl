@@ -138,24 +138,16 @@ namespace (namespaced mode). docs/rbac.md explains each rule; tests/chart checks
 {{- define "foundry-operator.namespacedRules" -}}
 - apiGroups: ["foundry.llmops.io"]
   resources: ["foundryaccounts", "foundrydeployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["foundry.llmops.io"]
   resources: ["foundryaccounts/status", "foundrydeployments/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
-{{- if .Values.rbac.readSecrets }}
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
-{{- end }}
+  verbs: ["get", "create", "update"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
@@ -164,8 +156,5 @@ RBAC rules on cluster-scoped resources kopf reads in both modes.
 {{- define "foundry-operator.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
