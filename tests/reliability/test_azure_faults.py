@@ -126,9 +126,12 @@ async def test_burst_of_429_honours_retry_after(box: Sandbox) -> None:
     for index, entry in enumerate(touched[:-1]):
         if entry["status"] == 429:
             assert (_stamp(touched[index + 1]) - _stamp(entry)).total_seconds() >= 0.9, touched
-    # Besides the three 429s: the read that decides, the re-read once the account's write slot is
-    # ours (arm.put_deployment), one PUT, the poller's final GET. Nothing more.
-    assert [e["status"] for e in touched if e["status"] != 429] == [404, 404, 201, 200], touched
+    # Besides the three 429s: the read that decides and, when that read is not fresh any more by
+    # the time the account's write slot is ours, one re-read (arm.put_deployment); one PUT; the
+    # poller's final GET. Nothing more.
+    passed = [(e["method"], e["status"]) for e in touched if e["status"] != 429]
+    reads = len(passed) - 2
+    assert 1 <= reads <= 2 and passed == [("GET", 404)] * reads + [("PUT", 201), ("GET", 200)], touched
     assert "throttled" in azure_deployments(box, "aucert-ai")
 
 
