@@ -19,6 +19,8 @@ import json
 import logging
 import math
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -101,6 +103,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 # -- orchestration ---------------------------------------------------------------------------------
+
+
+def operator_source() -> dict[str, str]:
+    """Which operator sources the operator process runs (see bench.world.operator_source_root), and
+    their git commit, with "+changes" when the working tree differs from it."""
+    from bench.world import operator_source_root
+
+    root = operator_source_root()
+    found: dict[str, str] = {"path": root}
+    try:
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return found
+    found["commit"] = commit + ("+changes" if dirty else "")
+    return found
 
 
 def _log(message: str) -> None:
@@ -299,6 +324,11 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM (a timeout, CI) cancels the run like Ctrl-C does, so that every world's operator
+    # process and control plane is stopped on the way out instead of left running.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     config = Config(
         accounts=args.accounts,
         lro_seconds=args.lro_seconds,
@@ -322,6 +352,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "footprint_sizes": args.footprint_sizes,
             "throttling": args.throttling,
             "operator": "foundry-operator run --all-namespaces --standalone (its own process)",
+            "operator_source": operator_source(),
             "emulator_poll_seconds": 0.2,
             "arm_throttling": "enabled, ARM's published limits (the emulator's defaults)",
         },

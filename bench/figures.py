@@ -235,6 +235,10 @@ async def restart(world: World, config: Config, operator: OperatorProcess, n: in
     successor = await world.start_operator(config.operator_settings(), name="restarted")
     deadline = started + 600
     while (done := _reconciled_ready(await successor.metrics(world.session))) < n:
+        if successor.process.returncode is not None:
+            raise RuntimeError(
+                f"restart: the new operator exited ({successor.process.returncode}), see {successor.log_path}"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"restart: {done} of {n} objects verified after 600 s")
         await asyncio.sleep(0.2)

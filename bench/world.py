@@ -65,6 +65,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def operator_source_root() -> str:
+    """Where this process imported foundry_operator from. The operator process gets it first on
+    PYTHONPATH so that it runs the same sources the bench installs CRDs from: a venv's editable
+    install may point at another checkout (a worktree run with PYTHONPATH=...)."""
+    import foundry_operator
+
+    return str(Path(foundry_operator.__file__).resolve().parents[1])
+
+
 def operator_command() -> list[str]:
     """The installed console script, next to this interpreter (the venv's bin)."""
     script = Path(sys.executable).parent / "foundry-operator"
@@ -231,6 +240,11 @@ class Watch:
                         rv = str(obj["metadata"]["resourceVersion"])
                         if kind != "BOOKMARK":
                             self.on_event(str(kind), obj)
+            except aiohttp.ClientResponseError as exc:
+                if exc.status == 410:  # Gone as the response itself: list again, as on the event
+                    rv = await self._list()
+                else:
+                    await asyncio.sleep(0.2)
             except (aiohttp.ClientError, TimeoutError):
                 await asyncio.sleep(0.2)  # the server closed or dropped the watch: resume from rv
 
@@ -272,6 +286,7 @@ class World:
         return {
             **base,
             "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": operator_source_root(),
             "KUBECONFIG": str(self.kubeconfig),
             "AZURE_TENANT_ID": self.azure.tenant_id,
             "AZURE_CLIENT_ID": self.azure.client_id,
