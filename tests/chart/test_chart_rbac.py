@@ -22,8 +22,8 @@ CLUSTER_SCOPED: Rules = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
 SECRETS: Rules = {("", "secrets"): frozenset({"get"})}
-CLUSTER_PEERING: Rules = {("kopf.dev", "clusterkopfpeerings"): frozenset({"get", "list", "watch", "patch"})}
-NAMESPACED_PEERING: Rules = {("kopf.dev", "kopfpeerings"): frozenset({"get", "list", "watch", "patch"})}
+CLUSTER_PEERING: Rules = {("kopf.dev", "clusterkopfpeerings"): frozenset({"list", "watch", "patch"})}
+NAMESPACED_PEERING: Rules = {("kopf.dev", "kopfpeerings"): frozenset({"list", "watch", "patch"})}
 
 
 def rules_of(role: Manifest) -> Rules:

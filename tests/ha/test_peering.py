@@ -1,7 +1,11 @@
 """Two operator replicas with kopf peering, on the real API server: exactly one is active; the active
 one SIGKILLed in the middle of a long-running Azure operation is replaced by the standby within the
 peering lifetime, without a second Azure write or a lost key; a rolling update (old and new replica
-overlapping) writes nothing twice. The failover time is written to build/ha-figures.json."""
+overlapping) writes nothing twice. The failover time is written to build/ha-figures.json.
+
+The replicas run as the chart's ServiceAccount with the chart's RBAC for `replicas: 2` (its
+peering rules included) enforced by the server, and its ClusterKopfPeering object; the audit log
+shows they were refused nothing and used every peering grant."""
 
 from __future__ import annotations
 
@@ -14,13 +18,15 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
+from tests.chart.chart_support import iter_rules, one, render
 from tests.integration.conftest import ROOT, accounts, arm_requests, deployment, quick_scenario
 
 from foundry_emulator.controlplane import ControlPlane
-from foundry_emulator.sandbox import OperatorProcess, Sandbox, fast_settings, sandbox
+from foundry_emulator.sandbox import TEST_LABEL, OperatorProcess, Sandbox, fast_settings, sandbox
 
 NAMESPACE = "ha"
-PEERING = "foundry-operator"
+CHART_VALUES: dict[str, Any] = {"replicas": 2}
+OPERATOR_USER = "system:serviceaccount:foundry-system:foundry-operator"
 LIFETIME = 4.0  # seconds: short, so that the test measures a failover instead of waiting a minute
 SETTINGS = fast_settings(peering_lifetime_seconds=LIFETIME)
 FIGURES = ROOT / "build" / "ha-figures.json"
@@ -28,24 +34,69 @@ FIGURES = ROOT / "build" / "ha-figures.json"
 
 @pytest.fixture
 async def box(tmp_path: Path, control_plane: ControlPlane) -> AsyncIterator[Sandbox]:
-    custom = k8s.CustomObjectsApi(control_plane.api_client())
-    body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}}
-    await asyncio.to_thread(
-        custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body
-    )
-    try:
-        async with sandbox(tmp_path, quick_scenario(), control_plane) as world:
+    async with sandbox(tmp_path, quick_scenario(), control_plane) as world:
+        token = await asyncio.to_thread(install_chart, world)
+        world.replica_kubeconfig = world.operator_kubeconfig("chart-sa", token=token)  # type: ignore[attr-defined]
+        try:
             yield world
-    finally:
-        await asyncio.to_thread(
-            custom.delete_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", PEERING
-        )
+        finally:
+            custom = k8s.CustomObjectsApi(control_plane.api_client())
+            await asyncio.to_thread(
+                custom.delete_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", peering_name()
+            )
+
+
+def peers(box: Sandbox) -> dict[str, Any]:
+    custom = k8s.CustomObjectsApi(box.api)
+    found = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering_name())
+    return dict(found.get("status") or {})
+
+
+def peering_name() -> str:
+    return str(one(render(CHART_VALUES), "ClusterKopfPeering")["metadata"]["name"])
+
+
+def install_chart(box: Sandbox) -> str:
+    """The chart's RBAC for two replicas and its ClusterKopfPeering; a token of its ServiceAccount."""
+    docs = render(CHART_VALUES)
+    rbac: Any = k8s.RbacAuthorizationV1Api(box.api)
+    key, value = TEST_LABEL.split("=")
+    for kind, create in (
+        ("ClusterRole", rbac.create_cluster_role),
+        ("ClusterRoleBinding", rbac.create_cluster_role_binding),
+    ):
+        doc = one(docs, kind)
+        doc["metadata"]["labels"][key] = value
+        create(doc)
+    custom = k8s.CustomObjectsApi(box.api)
+    custom.create_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", one(docs, "ClusterKopfPeering")
+    )
+    account = one(docs, "ServiceAccount")["metadata"]
+    return box.kube.service_account_token(account["namespace"], account["name"])
 
 
 async def replica(box: Sandbox, priority: int) -> OperatorProcess:
     return await box.start_operator_process(
-        SETTINGS, args=("-A", "--peering", PEERING, "--priority", str(priority))
+        SETTINGS,
+        args=("-A", "--peering", peering_name(), "--priority", str(priority)),
+        kubeconfig=box.replica_kubeconfig,  # type: ignore[attr-defined]
     )
+
+
+def peering_grants_used(box: Sandbox) -> None:
+    """As the chart's ServiceAccount, nothing was refused, and every peering grant was used."""
+    entries = [e for e in box.kube.audit if e.user == OPERATOR_USER and e.resource]
+    assert entries, "no request of the chart's ServiceAccount in the audit log"
+    assert [(e.verb, e.resource, e.namespace) for e in entries if e.status == 403] == []
+    granted = {
+        verb
+        for group, resource, verbs in iter_rules(one(render(CHART_VALUES), "ClusterRole"))
+        if resource == "clusterkopfpeerings"
+        for verb in verbs
+    }
+    used = {e.verb for e in entries if e.resource == "clusterkopfpeerings"}
+    assert used == granted, {"granted": sorted(granted), "used": sorted(used)}
 
 
 def log_of(process: OperatorProcess) -> str:
@@ -69,8 +120,11 @@ def record(figures: dict[str, Any]) -> None:
 
 async def test_the_standby_takes_over_a_long_running_create_without_writing_twice(box: Sandbox) -> None:
     active = await replica(box, priority=20)
+    await box.wait_for(lambda: "Resuming operations" in log_of(active), 30, what="the first replica active")
     standby = await replica(box, priority=10)
-    await box.wait_for(lambda: "Pausing operations" in log_of(standby), 30, what="the standby to pause")
+    # A replica that finds a higher-priority peer at start stays paused (kopf logs only changes):
+    # both keep-alives in the peering object say both run.
+    await box.wait_for(lambda: len(peers(box)) == 2, 30, what="two peers in the peering object")
     await box.apply(accounts(), NAMESPACE)
     for name in ("aucert-ai", "aucert-ai-east"):
         await box.wait_condition("FoundryAccount", NAMESPACE, name, timeout=30)
@@ -97,6 +151,7 @@ async def test_the_standby_takes_over_a_long_running_create_without_writing_twic
     assert arm_requests(box, status=409) == []
     data = await box.config_map(NAMESPACE)
     assert data is not None and data["FOUNDRY_DEPLOYMENT_CHAT"] == "gpt-5.4"
+    peering_grants_used(box)
     assert resumed <= LIFETIME + 10  # the peering lifetime plus kopf's keep-alive and watch restart
     record(
         {

@@ -334,7 +334,8 @@ class ControlPlane:
         """Create or replace the CRDs, then wait until each is Established (served)."""
         api: Any = k8s.ApiextensionsV1Api(self.api_client())  # plain dicts as bodies, as kubectl sends
         names = []
-        for document in documents:
+        documents_list = list(documents)
+        for document in documents_list:
             name = document["metadata"]["name"]
             names.append(name)
             try:
@@ -360,6 +361,22 @@ class ControlPlane:
                 if time.monotonic() > deadline:
                     raise ControlPlaneError(f"CRD {name} not Established after {timeout:.0f}s: {conditions}")
                 time.sleep(0.1)
+        # Established is not yet served: until the storage for the new resource is initialized the
+        # server answers 429 "storage is (re)initializing", which a client started at once meets.
+        custom: Any = k8s.CustomObjectsApi(self.api_client())
+        for document in documents_list:
+            spec = document["spec"]
+            version = next(v["name"] for v in spec["versions"] if v.get("served", True))
+            while True:
+                try:
+                    custom.list_cluster_custom_object(
+                        spec["group"], version, spec["names"]["plural"], limit=1
+                    )
+                    break
+                except k8s.exceptions.ApiException as exc:
+                    if exc.status != 429 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
 
 def _create_or_ignore(create: Any) -> None:
