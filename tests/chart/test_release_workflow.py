@@ -79,10 +79,12 @@ def run_version_step(
     (tmp_path / "pyproject.toml").write_text(
         re.sub(r'^version = ".*"$', f'version = "{package_version}"', pyproject, count=1, flags=re.M)
     )
-    emulator = (REPO_ROOT / "operator" / "pyproject.toml").read_text()
-    (tmp_path / "operator" / "pyproject.toml").write_text(
-        re.sub(r'^version = ".*"$', f'version = "{package_version}"', emulator, count=1, flags=re.M)
-    )
+    for dist in ("operator", "client"):
+        text = (REPO_ROOT / dist / "pyproject.toml").read_text()
+        (tmp_path / dist).mkdir(exist_ok=True)
+        (tmp_path / dist / "pyproject.toml").write_text(
+            re.sub(r'^version = ".*"$', f'version = "{package_version}"', text, count=1, flags=re.M)
+        )
     (tmp_path / "operator" / "foundry_operator" / "__init__.py").write_text(
         f'"""x"""\n\n__version__ = "{package_version}"\n'
     )
