@@ -15,10 +15,11 @@ WORKDIR /src
 # Only what the wheel is built from (.dockerignore keeps the rest of the repository out).
 COPY pyproject.toml README.md ./
 COPY operator/ ./operator/
+COPY client/ ./client/
 # Every dependency ships manylinux wheels for CPython 3.11 (amd64 and arm64), so no compiler is
 # installed; a dependency that needed one would fail this step loudly rather than silently grow
 # the image.
-RUN pip wheel . ./operator --wheel-dir /wheels
+RUN pip wheel . ./operator ./client --wheel-dir /wheels
 
 # `make e2e` only, never released: the operator plus the Azure emulator distribution
 # (operator/pyproject.toml), which the production stage below leaves out.
