@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml operator/pyproject.toml c
 $(STAMP): pyproject.toml operator/pyproject.toml client/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e . -e ./operator -e ./client -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./operator -e ./client -e '.[test]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
