@@ -23,21 +23,23 @@ from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.access import review_access
 from foundry_operator.accounts import PrincipalUnavailable, resolve_principal
-from foundry_operator.api.models import FoundryDeploymentSpec, effective_keys, split_account_ref
+from foundry_operator.api.models import (
+    FoundryDeploymentSpec,
+    FoundryDeploymentStatus,
+    effective_keys,
+    split_account_ref,
+)
 from foundry_operator.azure.arm import (
     OWNER_TAG,
     AccountCoordinates,
     AzureGateway,
     DeploymentSnapshot,
-    DesiredDeployment,
     is_validation_error,
 )
 from foundry_operator.azure.writes import ConflictPersists, error_code, error_message
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog
 from foundry_operator.conditions import (
-    CONFLICT,
     DEPLOYED,
-    PLACED,
     PUBLISHED,
     READY,
     RECONCILING,
@@ -47,15 +49,23 @@ from foundry_operator.conditions import (
 )
 from foundry_operator.kube import ConfigMapPublisher
 from foundry_operator.outcome import Outcome
-from foundry_operator.placement import (
-    Candidate,
-    DeploymentRequest,
-    Placement,
-    Refusal,
-    place,
-    refusal_message,
-    resolve_version,
-    retirement_warning,
+from foundry_operator.placement import Candidate, resolve_version, retirement_warning
+from foundry_operator.planning import (
+    AccountFacts,
+    DeleteRetired,
+    Deploy,
+    DeploymentFacts,
+    Elsewhere,
+    LeaveRetired,
+    LookElsewhere,
+    Plan,
+    Publish,
+    Retire,
+    Serve,
+    owner_tag,
+    plan,
+    stalled,
+    transient,
 )
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.settings import OperatorSettings
@@ -97,11 +107,9 @@ class AzureTransient(Exception):
     """Azure could not be reached or kept refusing for a passing reason; retry later."""
 
 
-def owner_tag(owner: str) -> str:
-    return owner.replace("/", ".")
-
-
 class DeploymentReconciler:
+    """observe -> plan (pure, planning.py) -> execute, for one FoundryDeployment at a time."""
+
     def __init__(
         self,
         azure: AzureGateway,
@@ -116,9 +124,9 @@ class DeploymentReconciler:
         self.settings = settings
         self.clock = clock
         # Claims taken in this process before they show in any status (two objects racing for one name).
-        self._pending_claims: dict[tuple[str, str], str] = {}
+        self._pending_claims: dict[tuple[str, str], Claim] = {}
 
-    # -- candidates ------------------------------------------------------------------------------
+    # -- observe ---------------------------------------------------------------------------------
 
     async def _candidates(
         self,
@@ -159,6 +167,67 @@ class DeploymentReconciler:
                 )
             )
         return candidates, usable
+
+    async def _coordinates(
+        self, qualified_ref: str, world: World
+    ) -> tuple[AccountView, AccountCoordinates] | None:
+        namespace, name = split_account_ref(qualified_ref, "")
+        view = world.account(namespace, name)
+        if view is None or not view.ready:
+            return None
+        try:
+            principal = await resolve_principal(self.core, view.namespace, view.spec)
+        except PrincipalUnavailable:
+            return None
+        return view, view.coordinates(principal)
+
+    async def _observe(
+        self, obj: ObjectRef, spec: FoundryDeploymentSpec, status: FoundryDeploymentStatus, world: World
+    ) -> tuple[DeploymentFacts, dict[str, AccountCoordinates]]:
+        """Everything the planner needs, read once: one (cached) deployment listing per account."""
+        candidates, usable = await self._candidates(obj, spec, world)
+        coordinates: dict[str, AccountCoordinates] = {}
+        accounts: dict[str, AccountFacts] = {}
+        for ref, (view, coords) in usable.items():
+            accounts[ref] = _account_facts(ref, view, coords)
+            coordinates[coords.arm_id.lower()] = coords
+        retiring_accounts: dict[str, str] = {}
+        for old in status.retiring:
+            located = await self._coordinates(old.account_ref, world)
+            if located is not None:
+                retiring_accounts[old.account_ref] = located[1].arm_id
+                coordinates[located[1].arm_id.lower()] = located[1]
+        catalogs, usages = await self._world_for(usable)
+        ids = list(coordinates)
+        listings = await asyncio.gather(*(self.azure.list_deployments(coordinates[i]) for i in ids))
+        name = spec.effective_deployment_name()
+        name_claims: dict[tuple[str, str], list[Claim]] = {}
+        for account in accounts.values():
+            key = (account.arm_id.lower(), name.lower())
+            claims = list(world.claims(account.arm_id, name))
+            pending = self._pending_claims.get(key)
+            if pending is not None and pending.owner not in {c.owner for c in claims}:
+                claims.append(pending)
+            name_claims[key] = claims
+        facts = DeploymentFacts(
+            owner=obj.owner,
+            namespace=obj.namespace,
+            name=obj.name,
+            created=obj.created,
+            keys=tuple(effective_keys(spec, obj.name)),
+            spec=spec,
+            status=status,
+            candidates=tuple(candidates),
+            accounts=accounts,
+            catalogs=catalogs,
+            usages=usages,
+            deployments=dict(zip(ids, listings, strict=True)),
+            name_claims=name_claims,
+            published=list(world.published(obj.namespace, spec.config_map_name)),
+            now=self.clock(),
+            retiring_accounts=retiring_accounts,
+        )
+        return facts, coordinates
 
     async def _world_for(
         self,
@@ -203,238 +272,163 @@ class DeploymentReconciler:
             )
 
     def _transient(self, outcome: Outcome, reason: str, message: str, factor: float = 1) -> Outcome:
-        outcome.conditions += [
-            ConditionUpdate(READY, False, reason, message),
-            ConditionUpdate(RECONCILING, True, reason, message),
-            ConditionUpdate(STALLED, False, reason),
-        ]
-        outcome.retry_after = self.settings.transient_retry_seconds * factor
-        outcome.retry_message = message
-        return outcome
-
-    def _stalled(self, outcome: Outcome, reason: str, message: str, *extra: ConditionUpdate) -> Outcome:
-        outcome.conditions += [
-            ConditionUpdate(READY, False, reason, message),
-            ConditionUpdate(STALLED, True, reason, message),
-            ConditionUpdate(RECONCILING, False, reason),
-            *extra,
-        ]
-        outcome.warn(reason, message)
-        return outcome
+        return transient(outcome, reason, message, self.settings.transient_retry_seconds * factor)
 
     async def _reconcile(
         self,
         obj: ObjectRef,
         spec: FoundryDeploymentSpec,
-        status: Mapping[str, Any],
+        raw_status: Mapping[str, Any],
         world: World,
         outcome: Outcome,
     ) -> Outcome:
-        deployment_name = spec.effective_deployment_name()
-        keys = effective_keys(spec, obj.name)
-        candidates, usable = await self._candidates(obj, spec, world)
-        outcome.status["configMapName"] = spec.config_map_name
-        if not usable:
-            waiting = [c for c in candidates if c.problem and "is not Ready" in c.problem]
-            reasons = "; ".join(f"{c.ref}: {c.problem}" for c in candidates)
-            outcome.status["candidates"] = [
-                _without_nulls(
-                    {"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""}
+        status = typed_status(raw_status)
+        facts, coordinates = await self._observe(obj, spec, status, world)
+        decided = plan(facts)
+        if any(isinstance(step, LookElsewhere) for step in decided.steps):
+            decided = plan(
+                replace(facts, elsewhere=await self._where_else(obj, spec, facts, coordinates, world))
+            )
+        return await self._execute(obj, spec, raw_status, decided, coordinates, world)
+
+    # -- execute ---------------------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        obj: ObjectRef,
+        spec: FoundryDeploymentSpec,
+        status: Mapping[str, Any],
+        decided: Plan,
+        coordinates: Mapping[str, AccountCoordinates],
+        world: World,
+    ) -> Outcome:
+        outcome = decided.outcome
+        outcome.requeue_after = decided.requeue_after
+        snapshot: DeploymentSnapshot | None = None
+        for step in decided.steps:
+            if isinstance(step, DeleteRetired):
+                old = step.deployment
+                await self.azure.delete_deployment(
+                    coordinates[step.arm_id.lower()], old.deployment_name, old.region
                 )
-                for c in candidates
-            ]
-            if waiting:
-                self._transient(outcome, "AccountNotReady", f"no candidate account is usable yet: {reasons}")
-                outcome.retry_after = min(outcome.retry_after or 3.0, 3.0)
-                return outcome
-            return self._stalled(
-                outcome,
-                "NoUsableAccount",
-                f"no candidate account can be used: {reasons}",
-                ConditionUpdate(PLACED, False, "NoUsableAccount", reasons),
-            )
-
-        catalogs, usages = await self._world_for(usable)
-        current_ref = status.get("accountRef") if status.get("accountRef") in usable else None
-        deployed_capacity = {current_ref: int(status.get("capacity") or 0)} if current_ref else {}
-        request = DeploymentRequest(
-            spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
-        )
-        now = self.clock()
-        placement = place(
-            request,
-            candidates,
-            catalogs,
-            usages,
-            now,
-            current_account=current_ref,
-            deployed_capacity=deployed_capacity,
-        )
-        if placement.chosen is None:
-            offered, alternatives = await self._where_else(obj, spec, usable, catalogs, world)
-            outcome.status["candidates"] = _candidate_status(placement)
-            reason = (placement.refusal or Refusal.ACCOUNT_UNAVAILABLE).value
-            message = refusal_message(request, placement.verdicts, offered) + (
-                f". {alternatives}" if alternatives else ""
-            )
-            if reason == Refusal.MODEL_NOT_OFFERED.value and not offered and not alternatives:
-                unknown = all(v.suggestion is None for v in placement.verdicts)
-                if unknown:  # in no region at all: most likely a typo in the name
-                    message += (
-                        f". No region offers {spec.model.format} model {spec.model.name}: check spec.model.name "
-                        "and spec.model.format against the catalog (foundry-operator catalog)"
+                outcome.note(
+                    "Retired",
+                    f"deleted the replaced Azure deployment {old.deployment_name} ({old.account_ref}) after its drain",
+                )
+            elif isinstance(step, LeaveRetired):
+                old = step.deployment
+                outcome.note(
+                    "LeftInPlace",
+                    f"left the replaced Azure deployment {old.deployment_name} ({old.account_ref}) in place: {step.why}",
+                )
+            elif isinstance(step, Deploy):
+                coords = coordinates[step.account.arm_id.lower()]
+                key = (coords.arm_id.lower(), step.desired.name.lower())
+                self._pending_claims[key] = Claim(obj.owner, obj.created)
+                snapshot = await self._deploy(coords, step, obj, outcome)
+                if snapshot is None:
+                    return outcome  # refused: the old deployment and the keys stay as they were
+            elif isinstance(step, Serve):
+                snapshot = step.existing
+                if step.adopted:
+                    outcome.note(
+                        "Adopted",
+                        f"adopted existing Azure deployment {snapshot.name} on {step.account.account_name}",
                     )
-            return self._stalled(outcome, reason, message, ConditionUpdate(PLACED, False, reason, message))
+            elif isinstance(step, Publish):
+                assert snapshot is not None
+                if not await self._switch(obj, spec, status, step, snapshot, coordinates, world, outcome):
+                    return outcome
+            elif isinstance(step, Retire):
+                outcome.status["retiring"] = [*outcome.status.get("retiring", []), step.deployment.wire()]
+                outcome.note(
+                    "Draining",
+                    f"keys moved to {spec.effective_deployment_name()}; the previous Azure deployment "
+                    f"{step.deployment.deployment_name} ({step.deployment.account_ref}) drains until "
+                    f"{step.deployment.not_before}",
+                )
+        return outcome
 
-        chosen = placement.chosen
-        assert chosen.offer is not None and chosen.sku is not None and chosen.capacity is not None
-        view, coords = usable[chosen.candidate.ref]
-        outcome.status["candidates"] = _candidate_status(placement)
-
-        # Ownership: one object per Azure deployment (account + name); the older object keeps it.
-        rival = self._rival(coords.arm_id, deployment_name, obj, world)
-        if rival is not None:
-            message = (
-                f"Azure deployment {deployment_name} on account {view.spec.account_name} belongs to FoundryDeployment "
-                f"{rival}; set spec.deploymentName to another name or delete one of them"
-            )
-            return self._stalled(
-                outcome,
-                "Conflict",
-                message,
-                ConditionUpdate(CONFLICT, True, "DeploymentOwned", message),
-                ConditionUpdate(PLACED, False, "Conflict", message),
-            )
-
-        # Keys an older object already publishes: refused before paying for a deployment no key
-        # would point at (a deployed object that later loses a key is handled when publishing).
-        held = self._keys_held(obj, keys, spec.config_map_name, world)
-        if held and not status.get("resourceId"):
-            winners = ", ".join(f"{key} (held by {owner})" for key, owner in sorted(held.items()))
-            message = (
-                f"keys already published by another FoundryDeployment: {winners}; choose other spec.keys"
-            )
-            return self._stalled(
-                outcome, "KeyConflict", message, ConditionUpdate(PUBLISHED, False, "KeyConflict", message)
-            )
-
-        existing = await self.azure.get_deployment(coords, deployment_name)
-        if (
-            existing is not None
-            and not _same_model(existing, spec)
-            and existing.tags.get(OWNER_TAG) != owner_tag(obj.owner)
-        ):
-            message = (
-                f"Azure deployment {deployment_name} on account {view.spec.account_name} already exists with model "
-                f"{existing.model_format}/{existing.model_name}, not {spec.model.format}/{spec.model.name}; it is not "
-                f"managed by this object: set spec.deploymentName to another name"
-            )
-            return self._stalled(
-                outcome,
-                "Conflict",
-                message,
-                ConditionUpdate(CONFLICT, True, "ForeignDeployment", message),
-                ConditionUpdate(PLACED, False, "Conflict", message),
-            )
-        self._pending_claims[(coords.arm_id.lower(), deployment_name.lower())] = obj.owner
-        outcome.conditions += [
-            ConditionUpdate(CONFLICT, False, "NoConflict"),
-            ConditionUpdate(PLACED, True, "Placed", placement.message),
-        ]
-
-        # Without a pinned version, a version Azure upgraded to is accepted rather than reverted.
-        version = (
-            spec.model.version
-            or (existing.model_version if existing and _same_model(existing, spec) else None)
-            or chosen.offer.version
-        )
-        desired = DesiredDeployment(
-            name=deployment_name,
-            model_format=chosen.offer.format,
-            model_name=chosen.offer.name,
-            model_version=version,
-            sku_name=chosen.sku.name,
-            capacity=chosen.capacity,
-            version_upgrade_option=spec.version_upgrade_option.value,
-            rai_policy_name=spec.rai_policy_name,
-            owner=obj.owner,
-        )
-        snapshot = await self._deploy(
-            coords, view, desired, existing, obj, outcome, replacement=chosen.offer.replacement
-        )
-        if snapshot is None:
-            return outcome
-
-        # A placement that moved (spec.accounts or deploymentName changed): remove the old deployment.
-        await self._retire_previous(status, coords, deployment_name, spec, outcome)
-
-        endpoint, flavour = endpoint_for_format(view.endpoints, view.endpoint, desired.model_format)
-        retirement = chosen.offer.retirement_date.date().isoformat() if chosen.offer.retirement_date else None
-        outcome.status.update(
-            accountRef=chosen.candidate.ref,
-            account=view.name,
-            accountNamespace=view.namespace,
-            region=view.location,
-            endpoint=endpoint,
-            apiFlavor=flavour,
-            deploymentName=snapshot.name or deployment_name,
-            resourceId=snapshot.resource_id,
-            modelName=snapshot.model_name or desired.model_name,
-            modelFormat=snapshot.model_format or desired.model_format,
-            modelVersion=snapshot.model_version or desired.model_version,
-            skuName=snapshot.sku_name or desired.sku_name,
-            capacity=snapshot.capacity if snapshot.capacity is not None else desired.capacity,
-            provisioningState=snapshot.provisioning_state,
-            capabilities=dict(chosen.offer.capabilities),
-        )
+    async def _switch(
+        self,
+        obj: ObjectRef,
+        spec: FoundryDeploymentSpec,
+        status: Mapping[str, Any],
+        step: Publish,
+        snapshot: DeploymentSnapshot,
+        coordinates: Mapping[str, AccountCoordinates],
+        world: World,
+        outcome: Outcome,
+    ) -> bool:
+        """Point the keys at a Succeeded deployment. False: it is not (the keys stay as they were)."""
+        account = step.account
+        name = snapshot.name
         if (snapshot.provisioning_state or "").lower() == "failed":
-            message = f"Azure reports provisioningState Failed for {deployment_name}"
-            return self._stalled(
-                outcome, "DeploymentFailed", message, ConditionUpdate(DEPLOYED, False, "Failed", message)
-            )
+            message = f"Azure reports provisioningState Failed for {name}"
+            stalled(outcome, "DeploymentFailed", message, ConditionUpdate(DEPLOYED, False, "Failed", message))
+            return False
+        outcome.status.update(
+            accountRef=account.ref,
+            account=account.name,
+            accountNamespace=account.namespace,
+            region=account.location,
+            endpoint=step.endpoint,
+            apiFlavor=step.api_flavor,
+            deploymentName=name,
+            resourceId=snapshot.resource_id,
+            modelName=snapshot.model_name,
+            modelFormat=snapshot.model_format,
+            modelVersion=snapshot.model_version,
+            skuName=snapshot.sku_name,
+            capacity=snapshot.capacity,
+            provisioningState=snapshot.provisioning_state,
+            capabilities=dict(step.offer.capabilities),
+        )
         outcome.conditions.append(
             ConditionUpdate(
                 DEPLOYED,
                 True,
                 "Succeeded",
-                f"{deployment_name} ({desired.model_name} {desired.model_version}, "
-                f"{desired.sku_name} {desired.capacity}) on {view.spec.account_name}",
+                f"{name} ({snapshot.model_name} {snapshot.model_version}, "
+                f"{snapshot.sku_name} {snapshot.capacity}) on {account.account_name}",
             )
         )
-
-        self._retirement(chosen.offer, now, status, outcome)
+        self._retirement(step.offer, self.clock(), status, outcome)
+        coords = coordinates[account.arm_id.lower()]
         # Before the keys are published: who of spec.consumers cannot call the model there.
         outcome.conditions.append(await review_access(self.azure, coords, spec, obj.owner, status, outcome))
-
         entry = PublishedEntry(
             owner=obj.owner,
             created=obj.created,
-            keys=tuple(keys),
-            endpoint=endpoint or "",
-            api_flavor=flavour,
-            deployment_name=outcome.status["deploymentName"],
-            model_name=outcome.status["modelName"],
-            model_version=outcome.status["modelVersion"],
-            model_format=outcome.status["modelFormat"],
-            sku_name=outcome.status["skuName"],
-            capacity=outcome.status["capacity"],
-            account=view.spec.account_name,
-            region=view.location or "",
-            capabilities=tuple(sorted(chosen.offer.capabilities)),
-            retirement_date=retirement,
+            keys=step.keys,
+            endpoint=step.endpoint or "",
+            api_flavor=step.api_flavor,
+            deployment_name=name,
+            model_name=snapshot.model_name,
+            model_version=snapshot.model_version,
+            model_format=snapshot.model_format,
+            sku_name=snapshot.sku_name or "",
+            capacity=snapshot.capacity,
+            account=account.account_name,
+            region=account.location or "",
+            capabilities=step.offer.capabilities,
+            retirement_date=step.offer.retirement_date.date().isoformat()
+            if step.offer.retirement_date
+            else None,
         )
-        return await self._publish(obj, spec, status, entry, world, outcome)
+        await self._publish(obj, spec, status, entry, world, outcome)
+        return True
 
     async def _where_else(
         self,
         obj: ObjectRef,
         spec: FoundryDeploymentSpec,
-        usable: Mapping[str, tuple[AccountView, AccountCoordinates]],
-        catalogs: Mapping[str, RegionCatalog],
+        facts: DeploymentFacts,
+        coordinates: Mapping[str, AccountCoordinates],
         world: World,
-    ) -> tuple[tuple[str, ...], str]:
+    ) -> Elsewhere:
         """Where the model is offered (model capacities API) and which other accounts could take it."""
-        candidate_refs = {view.ref for view, _ in usable.values()}
+        candidate_refs = {account.qualified for account in facts.accounts.values()}
         others = [
             view
             for view in world.all_accounts()
@@ -442,7 +436,7 @@ class DeploymentReconciler:
         ]
         offers = [
             offer
-            for catalog in catalogs.values()
+            for catalog in facts.catalogs.values()
             for offer in catalog.offers_for(spec.model.name, spec.model.format)
         ]
         fitting: list[str] = []
@@ -457,22 +451,23 @@ class DeploymentReconciler:
             if resolve_version(found, spec.model.version) is not None:
                 ref = view.name if view.namespace == obj.namespace else view.ref
                 fitting.append(f"{ref} ({view.location})")
-        alternatives = (
-            f"FoundryAccount {', '.join(fitting)} offers it: add it to spec.accounts" if fitting else ""
-        )
         # The model capacities API needs a version: without one in the spec, the catalogs' default.
         resolved = resolve_version(offers, spec.model.version)
         version = spec.model.version or (resolved.version if resolved else None)
+        first = next(iter(facts.accounts.values()))
         if version is None:
-            return (), alternatives
+            return Elsewhere((), tuple(fitting))
         try:
-            first = next(iter(usable.values()))[1]
             offered = await self.azure.offered_regions(
-                first, spec.model.format, spec.model.name, version, spec.sku.name.value
+                coordinates[first.arm_id.lower()],
+                spec.model.format,
+                spec.model.name,
+                version,
+                spec.sku.name.value,
             )
         except (HttpResponseError, *TRANSIENT_AZURE_ERRORS):
             offered = ()
-        return offered, alternatives
+        return Elsewhere(tuple(offered), tuple(fitting))
 
     def _retirement(
         self, offer: ModelOffer, now: datetime, status: Mapping[str, Any], outcome: Outcome
@@ -519,7 +514,7 @@ class DeploymentReconciler:
                 message = f"{offer.label()} was retired on {offer.retirement_date.date().isoformat()}" + (
                     f"; replacement: {offer.replacement}: change spec.model" if offer.replacement else ""
                 )
-                return self._stalled(outcome, "ModelRetired", message)
+                return stalled(outcome, "ModelRetired", message)
         endpoint, flavour = endpoint_for_format(view.endpoints, view.endpoint, entry.model_format)
         outcome.status.update(endpoint=endpoint, apiFlavor=flavour)
         entry = replace(
@@ -528,103 +523,40 @@ class DeploymentReconciler:
             api_flavor=flavour,
             keys=tuple(effective_keys(spec, obj.name)),
         )
-        return await self._publish(obj, spec, status, entry, world, outcome)
-
-    def _rival(self, account_id: str, deployment_name: str, obj: ObjectRef, world: World) -> str | None:
-        holders = [c for c in world.claims(account_id, deployment_name) if c.owner != obj.owner]
-        older = [c for c in holders if (c.created, c.owner) < (obj.created, obj.owner)]
-        if older:
-            return min(older, key=lambda c: (c.created, c.owner)).owner
-        pending = self._pending_claims.get((account_id.lower(), deployment_name.lower()))
-        if pending is not None and pending != obj.owner and any(c.owner == pending for c in holders):
-            return pending
-        return None
-
-    def _keys_held(self, obj: ObjectRef, keys: list[str], config_map: str, world: World) -> dict[str, str]:
-        """Which of `keys` an older object publishes in the ConfigMap (key -> owner)."""
-        held: dict[str, str] = {}
-        for entry in world.published(obj.namespace, config_map):
-            if entry.owner != obj.owner and (entry.created, entry.owner) < (obj.created, obj.owner):
-                held.update({key: entry.owner for key in entry.keys if key in keys})
-        return held
+        await self._publish(obj, spec, status, entry, world, outcome)
+        return outcome
 
     def release_claims(self, owner: str) -> None:
-        for key in [key for key, holder in self._pending_claims.items() if holder == owner]:
+        for key in [key for key, claim in self._pending_claims.items() if claim.owner == owner]:
             del self._pending_claims[key]
 
     async def _deploy(
-        self,
-        coords: AccountCoordinates,
-        view: AccountView,
-        desired: DesiredDeployment,
-        existing: DeploymentSnapshot | None,
-        obj: ObjectRef,
-        outcome: Outcome,
-        replacement: str | None = None,
+        self, coords: AccountCoordinates, step: Deploy, obj: ObjectRef, outcome: Outcome
     ) -> DeploymentSnapshot | None:
-        """Create, update, adopt or leave the Azure deployment. None: the outcome already says why not."""
-        model_changed = existing is not None and not _same_model_names(existing, desired)
+        """Create or update the Azure deployment (the LRO waited out). None: the outcome says why not."""
+        desired, existing, account = step.desired, step.existing, step.account
         changes = ["new"] if existing is None else desired.differs_from(existing)
-        needs_write = (
-            existing is None
-            or existing.in_progress
-            or model_changed
-            or bool(changes)
-            or (existing.provisioning_state or "").lower() == "failed"
-        )
-        if not needs_write:
-            assert existing is not None
-            if existing.tags.get(OWNER_TAG) != owner_tag(obj.owner) and not outcome.status.get("resourceId"):
-                outcome.note(
-                    "Adopted", f"adopted existing Azure deployment {desired.name} on {view.spec.account_name}"
-                )
-            return existing
         try:
-            if model_changed:
-                # Azure cannot change a deployment's model in place: delete ours, then create anew.
-                await self.azure.delete_deployment(coords, desired.name, view.location)
-                outcome.note("Replacing", f"replacing {desired.name}: model changed to {desired.model_name}")
-            snapshot = await self.azure.put_deployment(coords, desired, view.location)
+            snapshot = await self.azure.put_deployment(coords, desired, account.location)
         except HttpResponseError as exc:
             if not is_validation_error(exc):
                 raise
             code = error_code(exc) or f"HTTP{exc.status_code}"
             message = (
-                f"Azure refused {desired.name} on {view.spec.account_name}: {code}: {error_message(exc)} "
-                f"(fix: {_fix_for_refusal(code, replacement)})"
+                f"Azure refused {desired.name} on {account.account_name}: {code}: {error_message(exc)} "
+                f"(fix: {_fix_for_refusal(code, step.replacement)})"
             )
-            self._stalled(outcome, code, message, ConditionUpdate(DEPLOYED, False, code, message))
+            stalled(outcome, code, message, ConditionUpdate(DEPLOYED, False, code, message))
             outcome.status["failedGeneration"] = obj.generation
             return None
         verb = "Created" if existing is None else "Updated"
         detail = "" if existing is None else f" ({', '.join(changes) or 'refreshed'})"
         outcome.note(
             verb,
-            f"{verb.lower()} Azure deployment {desired.name} on {view.spec.account_name} "
-            f"in {view.location}{detail}",
+            f"{verb.lower()} Azure deployment {desired.name} on {account.account_name} "
+            f"in {account.location}{detail}",
         )
         return snapshot
-
-    async def _retire_previous(
-        self,
-        status: Mapping[str, Any],
-        coords: AccountCoordinates,
-        deployment_name: str,
-        spec: FoundryDeploymentSpec,
-        outcome: Outcome,
-    ) -> None:
-        previous_id = str(status.get("resourceId") or "")
-        current_id = f"{coords.arm_id}/deployments/{deployment_name}".lower()
-        if not previous_id or previous_id.lower() == current_id or spec.deletion_policy.value != "Delete":
-            return
-        old = _coordinates_from_id(previous_id, coords)
-        if old is None:
-            return
-        old_coords, old_name = old
-        await self.azure.delete_deployment(old_coords, old_name, status.get("region"))
-        outcome.note(
-            "Moved", f"removed the previous Azure deployment {old_name} on {old_coords.account_name}"
-        )
 
     async def _publish(
         self,
@@ -634,7 +566,7 @@ class DeploymentReconciler:
         entry: PublishedEntry,
         world: World,
         outcome: Outcome,
-    ) -> Outcome:
+    ) -> None:
         config_map = spec.config_map_name
         primary = world.primary_endpoint(obj.namespace)
         rendering = await self.publisher.publish(
@@ -663,9 +595,10 @@ class DeploymentReconciler:
             message = (
                 f"keys already published by another FoundryDeployment: {winners}; choose other spec.keys"
             )
-            return self._stalled(
+            stalled(
                 outcome, "KeyConflict", message, ConditionUpdate(PUBLISHED, False, "KeyConflict", message)
             )
+            return
         message = f"published {', '.join(published)} in ConfigMap {config_map}"
         outcome.conditions += [
             ConditionUpdate(PUBLISHED, True, "Published", message),
@@ -679,7 +612,6 @@ class DeploymentReconciler:
             ConditionUpdate(STALLED, False, "Ready"),
             ConditionUpdate(RECONCILING, False, "Ready"),
         ]
-        return outcome
 
     # -- deletion --------------------------------------------------------------------------------
 
@@ -706,6 +638,8 @@ class DeploymentReconciler:
                 done = f"deleted Azure deployment {deployment_name} on {coords.account_name}"
         elif resource_id:
             done = f"left Azure deployment {status.get('deploymentName')} in place (deletionPolicy Orphan)"
+        if spec.deletion_policy.value == "Delete":
+            done += await self._delete_retiring(obj, typed_status(status), world)
         config_map = str(status.get("configMapName") or spec.config_map_name)
         await self.publisher.publish(
             obj.namespace,
@@ -717,6 +651,22 @@ class DeploymentReconciler:
         )
         self.release_claims(obj.owner)
         return done
+
+    async def _delete_retiring(self, obj: ObjectRef, status: FoundryDeploymentStatus, world: World) -> str:
+        """Replaced deployments still draining go with the object, if it created them."""
+        deleted: list[str] = []
+        for old in status.retiring:
+            located = await self._coordinates(old.account_ref, world)
+            if located is None:
+                raise AzureTransient(
+                    f"FoundryAccount {old.account_ref} is not usable; cannot delete {old.resource_id}"
+                )
+            coords = located[1]
+            actual = (await self.azure.list_deployments(coords)).get(old.deployment_name.lower())
+            if actual is not None and actual.tags.get(OWNER_TAG) == owner_tag(obj.owner):
+                await self.azure.delete_deployment(coords, old.deployment_name, old.region)
+                deleted.append(old.deployment_name)
+        return f"; deleted the replaced {', '.join(deleted)}" if deleted else ""
 
     # -- drift -----------------------------------------------------------------------------------
 
@@ -763,39 +713,25 @@ def _fix_for_refusal(code: str, replacement: str | None) -> str:
     return "change spec.model or spec.sku as Azure's message says"
 
 
-def _candidate_status(placement: Placement) -> list[dict[str, Any]]:
-    chosen_ref = placement.chosen.candidate.ref if placement.chosen else None
-    return [
-        _without_nulls(
-            {
-                "account": verdict.candidate.ref,
-                "region": verdict.candidate.region,
-                "eligible": verdict.eligible,
-                "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
-                + verdict.reason
-                + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
-            }
-        )
-        for verdict in placement.verdicts
-    ]
-
-
-def _without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
-    """A status list entry without null fields: the schema types them as strings, not nullable."""
-    return {key: value for key, value in entry.items() if value is not None}
-
-
-def _same_model(existing: DeploymentSnapshot, spec: FoundryDeploymentSpec) -> bool:
-    return (
-        existing.model_name.lower() == spec.model.name.lower()
-        and existing.model_format.lower() == spec.model.format.lower()
+def typed_status(raw: Mapping[str, Any]) -> FoundryDeploymentStatus:
+    """The status as the pydantic model (conditions are merged elsewhere, from the raw list)."""
+    known = {field.alias or name for name, field in FoundryDeploymentStatus.model_fields.items()}
+    return FoundryDeploymentStatus.model_validate(
+        {key: value for key, value in raw.items() if key in known and key != "conditions"}
     )
 
 
-def _same_model_names(existing: DeploymentSnapshot, desired: DesiredDeployment) -> bool:
-    return (
-        existing.model_name.lower() == desired.model_name.lower()
-        and existing.model_format.lower() == desired.model_format.lower()
+def _account_facts(ref: str, view: AccountView, coords: AccountCoordinates) -> AccountFacts:
+    return AccountFacts(
+        ref=ref,
+        namespace=view.namespace,
+        name=view.name,
+        account_name=view.spec.account_name,
+        location=view.location,
+        kind=view.kind,
+        arm_id=coords.arm_id,
+        endpoint=view.endpoint,
+        endpoints=dict(view.endpoints),
     )
 
 

@@ -361,6 +361,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
                 )
                 raise HandlerChildrenRetry(outcome.retry_message, delay=delay)
             raise kopf.TemporaryError(outcome.retry_message or "not converged yet", delay=delay)
+        if outcome.requeue_after is not None:
+            # A replaced deployment drains: nothing failed, come back when its drain ends.
+            raise HandlerChildrenRetry("a replaced deployment drains", delay=max(outcome.requeue_after, 1.0))
 
     @kopf.timer(
         *DEPLOYMENTS, id="deployment-resync", interval=resync, initial_delay=resync, registry=registry
@@ -389,6 +392,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         world = make_world(foundry_accounts, foundry_deployments)
         obj = _object(meta, namespace, name)
         conditions = status.get("conditions")
+        if status.get("retiring"):
+            # A drain may have ended while no handler was due (after a restart, say): finish it.
+            await reconcile_deployment_object(
+                namespace, name, spec, meta, status, patch, body, world, "resync"
+            )
+            return
         if is_true(conditions, READY):
             try:
                 drift = await ctx.deployments.drift(obj, spec, status, world)

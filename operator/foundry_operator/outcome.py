@@ -22,6 +22,7 @@ class Outcome:
     events: list[EventNote] = field(default_factory=list)
     retry_after: float | None = None  # set: kopf retries the handler after this many seconds
     retry_message: str = ""
+    requeue_after: float | None = None  # set: nothing failed, but come back then (a drain ends)
 
     def note(self, reason: str, message: str) -> None:
         self.events.append(EventNote("Normal", reason, message))

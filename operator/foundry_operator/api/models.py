@@ -430,6 +430,17 @@ class FoundryDeploymentSpec(ApiModel):
         ),
     )
 
+    drain_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description=(
+            "After a change that replaces the Azure deployment (a model change, a move to another account), "
+            "the old deployment is kept this long after the keys point at the new one, so that clients "
+            "holding the old name finish their calls; then it is deleted if this object created it."
+        ),
+    )
+
     def effective_deployment_name(self) -> str:
         return self.deployment_name or self.model.name
 
@@ -439,6 +450,16 @@ class CandidateStatus(ApiModel):
     region: str | None = Field(default=None, description="The account's region, when known.")
     eligible: bool = Field(description="Whether the model can be placed there.")
     reason: str = Field(description="Why it was or was not chosen.")
+
+
+class RetiringDeployment(ApiModel):
+    """An Azure deployment replaced by a newer one, kept until its drain ends."""
+
+    account_ref: str = Field(description="The FoundryAccount holding it, as namespace/name.")
+    deployment_name: str = Field(description="Azure deployment name.")
+    resource_id: str = Field(description="ARM id of the Azure deployment.")
+    region: str | None = Field(default=None, description="Region of its account.")
+    not_before: str = Field(description="When the drain ends and it may be deleted (RFC 3339).")
 
 
 class FoundryDeploymentStatus(ApiModel):
@@ -490,6 +511,10 @@ class FoundryDeploymentStatus(ApiModel):
         default_factory=list, description="Keys currently published in the ConfigMap."
     )
     config_map_name: str | None = Field(default=None, description="ConfigMap the keys are published in.")
+    retiring: list[RetiringDeployment] = Field(
+        default_factory=list,
+        description="Azure deployments this object replaced, kept until their drain ends (spec.drainSeconds).",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

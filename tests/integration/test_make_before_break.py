@@ -1,0 +1,78 @@
+"""Changes that replace an Azure deployment: the keys never point at one that is not Succeeded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from foundry_emulator.sandbox import Sandbox
+from tests.integration.conftest import NAMESPACE, accounts, arm_requests, azure_deployments, deployment
+
+
+async def _sample(box: Sandbox, key: str, seen: list[str], violations: list[str]) -> None:
+    """Read the ConfigMap and Azure continuously: the published name must always be Succeeded."""
+    while True:
+        data = await box.config_map(NAMESPACE) or {}
+        name = data.get(f"FOUNDRY_DEPLOYMENT_{key}")
+        record = azure_deployments(box, "aucert-ai").get(name) if name else None
+        if name is None:
+            violations.append("key missing")
+        elif record is None or record.operation is not None or record.settled_state != "Succeeded":
+            state = "gone" if record is None else (record.operation or record.settled_state)
+            violations.append(f"{name} published while {state}")
+        if name and (not seen or seen[-1] != name):
+            seen.append(name)
+        await asyncio.sleep(0.02)
+
+
+async def test_model_swap_keeps_the_key_on_a_succeeded_deployment_and_drains_the_old_one(
+    box: Sandbox,
+) -> None:
+    await box.start_operator()
+    body = deployment("coder", "gpt-5.1-codex", accounts=["aucert-ai"], keys=["CODER"], drainSeconds=2)
+    await box.apply([*accounts(), body], NAMESPACE)
+    await box.wait_condition("FoundryDeployment", NAMESPACE, "coder")
+
+    seen: list[str] = []
+    violations: list[str] = []
+    sampler = asyncio.create_task(_sample(box, "CODER", seen, violations))
+    try:
+        await box.patch_spec("FoundryDeployment", NAMESPACE, "coder", {"model": {"name": "gpt-5.3-codex"}})
+        await box.wait_for(
+            lambda: "gpt-5.1-codex" not in azure_deployments(box, "aucert-ai"),
+            60,
+            what="old deployment retired",
+        )
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    assert violations == []
+    assert seen == ["gpt-5.1-codex", "gpt-5.3-codex"]
+
+    async def drained() -> dict[str, object] | None:
+        status: dict[str, object] = (await box.get("FoundryDeployment", NAMESPACE, "coder"))["status"]
+        return status if not status.get("retiring") else None
+
+    status = await box.wait_for(drained, 10, what="status.retiring emptied")
+    assert status["deploymentName"] == "gpt-5.3-codex"
+    assert len(arm_requests(box, "DELETE", status=200)) + len(arm_requests(box, "DELETE", status=202)) >= 1
+
+
+async def test_model_change_under_a_fixed_name_is_refused_and_the_old_one_keeps_serving(box: Sandbox) -> None:
+    await box.start_operator()
+    body = deployment(
+        "coder", "gpt-5.1-codex", accounts=["aucert-ai"], keys=["CODER"], deploymentName="coder"
+    )
+    await box.apply([*accounts(), body], NAMESPACE)
+    await box.wait_condition("FoundryDeployment", NAMESPACE, "coder")
+    puts = len(arm_requests(box, "PUT"))
+
+    await box.patch_spec("FoundryDeployment", NAMESPACE, "coder", {"model": {"name": "gpt-5.3-codex"}})
+    conflict = await box.wait_condition("FoundryDeployment", NAMESPACE, "coder", "Conflict")
+    assert conflict["reason"] == "ModelChangeNeedsNewName"
+    assert "set spec.deploymentName to a new name" in conflict["message"]
+    assert arm_requests(box, "DELETE") == [] and len(arm_requests(box, "PUT")) == puts
+    data = await box.config_map(NAMESPACE) or {}
+    assert data["FOUNDRY_DEPLOYMENT_CODER"] == "coder"
+    assert azure_deployments(box, "aucert-ai")["coder"].model_name == "gpt-5.1-codex"
