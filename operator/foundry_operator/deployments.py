@@ -26,6 +26,7 @@ from foundry_operator.accounts import PrincipalUnavailable, resolve_principal
 from foundry_operator.api.models import (
     FoundryDeploymentSpec,
     FoundryDeploymentStatus,
+    VersionUpgradeOption,
     effective_keys,
     split_account_ref,
 )
@@ -69,7 +70,7 @@ from foundry_operator.planning import (
 )
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.settings import OperatorSettings
-from foundry_operator.views import AccountView, Claim, entry_from_status
+from foundry_operator.views import AccountView, Claim, KeyClaim, entry_from_status
 
 TRANSIENT_AZURE_ERRORS = (
     ServiceRequestError,
@@ -101,6 +102,7 @@ class World:
     published: Callable[[str, str], Iterable[PublishedEntry]]
     primary_endpoint: Callable[[str], str | None]
     all_accounts: Callable[[], list[AccountView]]
+    key_claims: Callable[[str, str], list[KeyClaim]]
 
 
 class AzureTransient(Exception):
@@ -224,6 +226,7 @@ class DeploymentReconciler:
             deployments=dict(zip(ids, listings, strict=True)),
             name_claims=name_claims,
             published=list(world.published(obj.namespace, spec.config_map_name)),
+            key_claims=world.key_claims(obj.namespace, spec.config_map_name),
             now=self.clock(),
             retiring_accounts=retiring_accounts,
         )
@@ -693,8 +696,14 @@ class DeploymentReconciler:
         differences = []
         if actual.capacity != wanted_capacity:
             differences.append(f"capacity {wanted_capacity} -> {actual.capacity}")
-        if spec.model.version and actual.model_version != spec.model.version:
-            differences.append(f"version {spec.model.version} -> {actual.model_version}")
+        if spec.version_upgrade_option == VersionUpgradeOption.NO_AUTO_UPGRADE:
+            if spec.model.version and actual.model_version != spec.model.version:
+                differences.append(f"version {spec.model.version} -> {actual.model_version}")
+        elif status.get("modelVersion") and actual.model_version != status.get("modelVersion"):
+            # Azure's own upgrade (the option allows it): not reverted; the repair publishes it.
+            differences.append(
+                f"version {status.get('modelVersion')} -> {actual.model_version} (Azure's upgrade)"
+            )
         if (actual.sku_name or "").lower() != spec.sku.name.value.lower():
             differences.append(f"sku {spec.sku.name.value} -> {actual.sku_name}")
         if differences:

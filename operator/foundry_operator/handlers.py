@@ -21,7 +21,7 @@ from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.accounts import PrincipalUnavailable, reconcile_account, resolve_principal
-from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec
+from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec, default_key
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.conditions import (
     READY,
@@ -44,7 +44,16 @@ from foundry_operator.metrics import Metrics
 from foundry_operator.outcome import Outcome
 from foundry_operator.publishing import primary_endpoint
 from foundry_operator.settings import OperatorSettings
-from foundry_operator.views import AccountView, Claim, account_view, claim_key, entry_from_status
+from foundry_operator.views import (
+    AccountView,
+    Claim,
+    KeyClaim,
+    account_key,
+    account_view,
+    claim_key,
+    entry_from_status,
+    key_claims_key,
+)
 
 ACCOUNTS = (GROUP, VERSION, "foundryaccounts")
 DEPLOYMENTS = (GROUP, VERSION, "foundrydeployments")
@@ -91,11 +100,14 @@ class OperatorContext:
 
 def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Index[Any, Any]) -> World:
     def account(namespace: str, name: str) -> AccountView | None:
-        store = accounts_index.get((namespace, name))
+        store = accounts_index.get(account_key(namespace, name))
         return next(iter(store), None) if store else None
 
     def claims(account_id: str, deployment_name: str) -> list[Claim]:
         return list(deployments_index.get(claim_key(account_id, deployment_name), []))
+
+    def key_claims(namespace: str, config_map: str) -> list[KeyClaim]:
+        return list(deployments_index.get(key_claims_key(namespace, config_map), []))
 
     def published(namespace: str, config_map: str) -> Iterable[Any]:
         return seed_entries(deployments_index.get(("published", namespace, config_map), []))
@@ -108,13 +120,9 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
         return primary_endpoint(chosen.endpoints, chosen.endpoint)
 
     def all_accounts() -> list[AccountView]:
-        return [
-            next(iter(store))
-            for key, store in accounts_index.items()
-            if len(key) == 2 and key[0] != "primary" and store
-        ]
+        return [next(iter(store)) for key, store in accounts_index.items() if key[0] == "account" and store]
 
-    return World(account, claims, published, primary, all_accounts)
+    return World(account, claims, published, primary, all_accounts, key_claims)
 
 
 def apply_outcome(
@@ -169,7 +177,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         view = account_view(namespace, name, spec, status)
         if view is None:
             return {}
-        result: dict[Any, Any] = {(namespace, name): view}
+        result: dict[Any, Any] = {account_key(namespace, name): view}
         if view.spec.primary:
             result[("primary", namespace)] = view
         return result
@@ -179,7 +187,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         namespace: str, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
         created = str(meta.get("creationTimestamp", ""))
-        result: dict[Any, Any] = {}
+        keys = tuple(spec.get("keys") or [default_key(name)])
+        result: dict[Any, Any] = {
+            key_claims_key(namespace, spec.get("configMapName", "llm-config")): KeyClaim(
+                f"{namespace}/{name}", created, keys
+            )
+        }
         config_map = status.get("configMapName") or spec.get("configMapName", "llm-config")
         entry = entry_from_status(namespace, name, created, status)
         if entry is not None:

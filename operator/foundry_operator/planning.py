@@ -46,7 +46,7 @@ from foundry_operator.placement import (
     refusal_message,
 )
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
-from foundry_operator.views import Claim
+from foundry_operator.views import Claim, KeyClaim
 
 # How soon to look again while a FoundryAccount is not Ready yet (accounts applied with deployments).
 ACCOUNT_WAIT_SECONDS = 3.0
@@ -103,6 +103,7 @@ class DeploymentFacts:
     published: Sequence[PublishedEntry]  # entries of the ConfigMap, every object's
     now: datetime
     retiring_accounts: Mapping[str, str] = field(default_factory=dict)  # qualified ref -> ARM id
+    key_claims: Sequence[KeyClaim] = ()  # every object's spec.keys in this ConfigMap
     elsewhere: Elsewhere | None = None
 
 
@@ -393,11 +394,18 @@ def plan(facts: DeploymentFacts) -> Plan:
 
 
 def keys_held(facts: DeploymentFacts) -> dict[str, str]:
-    """Which of this object's keys an older object publishes in the ConfigMap (key -> owner)."""
+    """Which of this object's keys an older object publishes, or asks for in its spec (key -> owner).
+
+    Older: (creationTimestamp, namespace/name), the order the publisher resolves conflicts in.
+    Spec claims count before anything is published, so of two objects applied together the
+    younger writes nothing to Azure whichever of them the operator sees first."""
     held: dict[str, str] = {}
-    for entry in facts.published:
-        if entry.owner != facts.owner and (entry.created, entry.owner) < (facts.created, facts.owner):
-            held.update({key: entry.owner for key in entry.keys if key in facts.keys})
+    claims = [(e.owner, e.created, e.keys) for e in facts.published] + [
+        (c.owner, c.created, c.keys) for c in facts.key_claims
+    ]
+    for owner, created, keys in sorted(claims, key=lambda claim: (claim[1], claim[0]), reverse=True):
+        if owner != facts.owner and (created, owner) < (facts.created, facts.owner):
+            held.update({key: owner for key in keys if key in facts.keys})
     return held
 
 

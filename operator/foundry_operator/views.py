@@ -75,6 +75,26 @@ class Claim:
     created: str
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """The keys an object's SPEC asks for in one ConfigMap: claimed before anything is written, so
+    two objects applied together decide the winner the same way whatever order their events arrive in."""
+
+    owner: str
+    created: str
+    keys: tuple[str, ...]
+
+
+def key_claims_key(namespace: str, config_map: str) -> tuple[str, str, str]:
+    return ("keys", namespace, config_map)
+
+
+def account_key(namespace: str, name: str) -> tuple[str, str, str]:
+    # Tagged by shape: an untagged (namespace, name) collided with ("primary", namespace) for a
+    # namespace named "primary".
+    return ("account", namespace, name)
+
+
 def claim_key(account_id: str, deployment_name: str) -> tuple[str, str, str]:
     return ("claim", account_id.lower(), deployment_name.lower())
 

@@ -76,3 +76,54 @@ async def test_model_change_under_a_fixed_name_is_refused_and_the_old_one_keeps_
     data = await box.config_map(NAMESPACE) or {}
     assert data["FOUNDRY_DEPLOYMENT_CODER"] == "coder"
     assert azure_deployments(box, "aucert-ai")["coder"].model_name == "gpt-5.1-codex"
+
+
+async def test_two_objects_applied_together_with_one_key_make_one_azure_write(box: Sandbox) -> None:
+    await box.start_operator()
+    await box.apply(
+        [
+            *accounts(),
+            deployment("alpha", "gpt-5.4", accounts=["aucert-ai"], keys=["SHARED"]),
+            deployment("beta", "gpt-5.3-codex", accounts=["aucert-ai"], keys=["SHARED"]),
+        ],
+        NAMESPACE,
+    )
+    await box.wait_condition("FoundryDeployment", NAMESPACE, "alpha")
+    refused = await box.wait_condition(
+        "FoundryDeployment", NAMESPACE, "beta", status="False", reason="KeyConflict"
+    )
+    assert "SHARED (held by aucert/alpha)" in refused["message"]
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in arm_requests(box, "PUT")] == ["gpt-5.4"]
+    assert "gpt-5.3-codex" not in azure_deployments(box, "aucert-ai")
+
+
+async def test_an_azure_version_upgrade_is_accepted_published_and_announced(box: Sandbox) -> None:
+    from foundry_emulator.sandbox import fast_settings
+
+    await box.start_operator(fast_settings(resync_interval_seconds=1.0))
+    body = deployment(
+        "gpt", "gpt-5.4", accounts=["aucert-ai"], model={"name": "gpt-5.4", "version": "2026-03-05"}
+    )
+    await box.apply([*accounts(), body], NAMESPACE)
+    await box.wait_condition("FoundryDeployment", NAMESPACE, "gpt")
+    puts = len(arm_requests(box, "PUT"))
+
+    box.azure.state.drift_update("aucert-foundation-rg", "aucert-ai", "gpt-5.4", None, "2026-05-01", None)
+
+    async def published() -> bool:
+        data = await box.config_map(NAMESPACE) or {}
+        return data.get("FOUNDRY_MODEL_VERSION_GPT") == "2026-05-01"
+
+    await box.wait_for(published, 30, what="the upgraded version published")
+    status = (await box.get("FoundryDeployment", NAMESPACE, "gpt"))["status"]
+    assert status["modelVersion"] == "2026-05-01"
+    await asyncio.sleep(2.5)  # two more resyncs: the pinned version is not written back
+    assert len(arm_requests(box, "PUT")) == puts
+    assert azure_deployments(box, "aucert-ai")["gpt-5.4"].model_version == "2026-05-01"
+
+    async def announced() -> bool:
+        events = await asyncio.to_thread(box.core.list_namespaced_event, NAMESPACE)
+        return any(event.reason == "VersionUpgraded" for event in events.items)
+
+    await box.wait_for(announced, 10, what="a VersionUpgraded Event")
+

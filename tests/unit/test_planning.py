@@ -30,7 +30,7 @@ from foundry_operator.planning import (
     plan,
 )
 from foundry_operator.publishing import PublishedEntry
-from foundry_operator.views import Claim
+from foundry_operator.views import Claim, KeyClaim
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SUB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts"
@@ -309,6 +309,33 @@ CASES = [
         ),
         [],
         "KeyConflict",
+    ),
+    Case(
+        "an older object's SPEC asks for the key (nothing published yet): refused before any write",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            key_claims=[KeyClaim("aucert/older", "2026-10-01T00:00:00Z", ("GPT",))],
+        ),
+        [],
+        "KeyConflict",
+        lambda p: "GPT (held by aucert/older)" in p.outcome.conditions[0].message,
+    ),
+    Case(
+        "same creation second: the tie is broken by namespace/name, the same way in every process",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            key_claims=[KeyClaim("aucert/alpha", "2026-11-01T00:00:00Z", ("GPT",))],
+        ),
+        [],
+        "KeyConflict",
+    ),
+    Case(
+        "a younger object's spec claim does not stop the older one",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            key_claims=[KeyClaim("aucert/younger", "2026-11-02T00:00:00Z", ("GPT",))],
+        ),
+        ["Deploy", "Publish"],
     ),
     Case(
         "a foreign deployment with another model under the name: conflict",
