@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from tests.chart.chart_support import iter_rules, one, render
+from tests.controlplane_fixture import apply_chart_rbac
 from tests.integration.conftest import ROOT, accounts, arm_requests, deployment, quick_scenario
 
 from foundry_emulator.controlplane import ControlPlane
-from foundry_emulator.sandbox import TEST_LABEL, OperatorProcess, Sandbox, fast_settings, sandbox
+from foundry_emulator.sandbox import OperatorProcess, Sandbox, fast_settings, sandbox
 
 NAMESPACE = "ha"
 CHART_VALUES: dict[str, Any] = {"replicas": 2}
@@ -58,22 +59,12 @@ def peering_name() -> str:
 
 def install_chart(box: Sandbox) -> str:
     """The chart's RBAC for two replicas and its ClusterKopfPeering; a token of its ServiceAccount."""
-    docs = render(CHART_VALUES)
-    rbac: Any = k8s.RbacAuthorizationV1Api(box.api)
-    key, value = TEST_LABEL.split("=")
-    for kind, create in (
-        ("ClusterRole", rbac.create_cluster_role),
-        ("ClusterRoleBinding", rbac.create_cluster_role_binding),
-    ):
-        doc = one(docs, kind)
-        doc["metadata"]["labels"][key] = value
-        create(doc)
-    custom = k8s.CustomObjectsApi(box.api)
-    custom.create_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", one(docs, "ClusterKopfPeering")
+    token = apply_chart_rbac(box, CHART_VALUES)
+    peering = one(render(CHART_VALUES), "ClusterKopfPeering")
+    k8s.CustomObjectsApi(box.api).create_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", peering
     )
-    account = one(docs, "ServiceAccount")["metadata"]
-    return box.kube.service_account_token(account["namespace"], account["name"])
+    return token
 
 
 async def replica(box: Sandbox, priority: int) -> OperatorProcess:

@@ -15,7 +15,6 @@ them with a wrong secret), an update and a deletion. The Secret values are canar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import sys
@@ -33,8 +32,9 @@ from kubernetes import client as k8s
 from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.controlplane.audit import AuditEntry
 from foundry_emulator.controlplane.proxy import FaultProxy
-from foundry_emulator.sandbox import TEST_LABEL, OperatorProcess, Sandbox, fast_settings
+from foundry_emulator.sandbox import OperatorProcess, Sandbox, fast_settings
 from tests.chart.chart_support import REPO_ROOT, iter_rules, objects, one, operator_container, render
+from tests.controlplane_fixture import apply_chart_rbac
 from tests.integration.conftest import arm_requests, azure_deployments, deployment, examples
 from tests.reliability.conftest import (
     CI_CLIENT_ID,
@@ -98,29 +98,8 @@ def _rule(entry: AuditEntry) -> Rule:
 
 
 def install_chart_rbac(box: Sandbox) -> str:
-    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding on the server (the cluster
-    objects labelled for the sandbox's clean-up), and its Secret Roles in SECRET_NAMESPACES;
-    returns a token of the ServiceAccount."""
-    docs = render(CHART_VALUES)
-    rbac: Any = k8s.RbacAuthorizationV1Api(box.api)  # plain dicts as bodies, as kubectl sends
-    key, value = TEST_LABEL.split("=")
-    for kind, create in (
-        ("ClusterRole", rbac.create_cluster_role),
-        ("ClusterRoleBinding", rbac.create_cluster_role_binding),
-    ):
-        doc = one(docs, kind)
-        doc["metadata"]["labels"][key] = value
-        create(doc)
-    core = k8s.CoreV1Api(box.api)
-    for namespace in SECRET_NAMESPACES:
-        with contextlib.suppress(k8s.exceptions.ApiException):  # exists already
-            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-    for doc in objects(docs, "Role"):
-        rbac.create_namespaced_role(doc["metadata"]["namespace"], doc)
-    for doc in objects(docs, "RoleBinding"):
-        rbac.create_namespaced_role_binding(doc["metadata"]["namespace"], doc)
-    account = one(docs, "ServiceAccount")["metadata"]
-    return box.kube.service_account_token(account["namespace"], account["name"])
+    """The chart's RBAC with its Secret Roles in SECRET_NAMESPACES; a token of its ServiceAccount."""
+    return apply_chart_rbac(box, CHART_VALUES)
 
 
 def chart_rules() -> set[Rule]:

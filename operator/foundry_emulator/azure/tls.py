@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from foundry_emulator.controlplane.pki import new_ca
+
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
 SERVER_CERT_FILE = "server.pem"
@@ -47,7 +49,7 @@ def ensure_tls(state_dir: Path, hostnames: Iterable[str]) -> TlsFiles:
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{ca_key_path} is not an EC key written by the emulator")
     else:
-        ca_cert, ca_key = _new_ca()
+        ca_cert, ca_key = new_ca("foundry-emulator local CA")
         _write_key(ca_key_path, ca_key)
         ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
@@ -74,39 +76,6 @@ def ensure_tls(state_dir: Path, hostnames: Iterable[str]) -> TlsFiles:
     _write_key(key_path, server_key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return TlsFiles(cert_file=cert_path, key_file=key_path)
-
-
-def _new_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "foundry-emulator local CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
 
 
 def _subject_alt_names(hostnames: Iterable[str]) -> list[x509.GeneralName]:

@@ -36,6 +36,40 @@ def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPriv
     path.chmod(0o600)
 
 
+def new_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA (EC P-256, ten years) that may sign leaf certificates only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
 class CertificateAuthority:
     """A CA kept in a directory: created on first use, reused afterwards (a restart keeps trust)."""
 
@@ -50,39 +84,7 @@ class CertificateAuthority:
                 raise ValueError(f"{self.key_file} is not the EC key this module writes")
             self._key = key
         else:
-            self._key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name(
-                [x509.NameAttribute(NameOID.COMMON_NAME, "foundry-operator local control plane CA")]
-            )
-            now = dt.datetime.now(dt.UTC)
-            self._cert = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(self._key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        key_cert_sign=True,
-                        crl_sign=True,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    critical=True,
-                )
-                .add_extension(
-                    x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-                )
-                .sign(self._key, hashes.SHA256())
-            )
+            self._cert, self._key = new_ca("foundry-operator local control plane CA")
             _write_private_key(self.key_file, self._key)
             self.cert_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
