@@ -115,13 +115,17 @@ async def _refusal(console: Console, box: Sandbox, timeout: float) -> None:
     ready = _condition(obj, "Ready")
     console.print(f"Ready=False, reason {ready.get('reason')}:", highlight=False)
     console.print(f"  {ready.get('message')}", highlight=False)
-    console.print(f"Azure writes for it: {_arm_writes(box) - puts_before} (refused before writing)", highlight=False)
+    console.print(
+        f"Azure writes for it: {_arm_writes(box) - puts_before} (refused before writing)", highlight=False
+    )
     await box.delete("FoundryDeployment", NAMESPACE, name)
 
 
 def _arm_writes(box: Sandbox) -> int:
     return sum(
-        1 for e in box.azure.log.since(0) if e["service"] == "arm" and e["method"] in ("PUT", "PATCH", "DELETE")
+        1
+        for e in box.azure.log.since(0)
+        if e["service"] == "arm" and e["method"] in ("PUT", "PATCH", "DELETE")
     )
 
 
@@ -248,12 +252,24 @@ async def _call_each_key(console: Console, box: Sandbox, config: dict[str, str])
             + (f"; failing: {', '.join(failed)}" if failed else ""),
             highlight=False,
         )
+        if failed:
+            # The incident's second lesson: a model placed on the second account is unusable until
+            # the calling identity holds a data-plane role there too.
+            console.print(
+                "A key on an account where the pods' identity holds no data-plane role fails. Name the "
+                "identity in the FoundryDeployment's spec.consumers and the operator reports it before "
+                "any call (condition ConsumerAccess, with the `az role assignment create` command); "
+                "with spec.accessPolicy: Grant it assigns the role itself (docs/consumers.md).",
+                highlight=False,
+            )
 
 
 def _last_line(console: Console, deployments: list[dict[str, Any]], elapsed: float) -> bool:
     waiting = [obj for obj in deployments if not _ready(obj)]
     if deployments and not waiting:
-        console.print(f"[green]converged[/]: {len(deployments)} of {len(deployments)} Ready in {elapsed:.1f} s")
+        console.print(
+            f"[green]converged[/]: {len(deployments)} of {len(deployments)} Ready in {elapsed:.1f} s"
+        )
         return True
     console.print(f"[red]not converged[/]: {len(waiting)} of {len(deployments)} not Ready")
     for obj in waiting:
