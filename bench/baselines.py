@@ -7,6 +7,12 @@
   that outlasts those retries is a failed write too, retried the same way.
 * serial: one PUT after another, each waiting for its long-running operation (`-parallelism=1`,
   `@batchSize(1)`, `dependsOn` chains: the documented workaround).
+* per_account_lock: what terraform-provider-azurerm does today (PR #22711): every deployment
+  planned at once, but a lock per Cognitive Services account held around each write and its
+  long-running operation, so one apply serializes per account; conflicts retried as in parallel.
+* two_pipelines: the same per-account-lock tool run as two independent processes (two pipelines,
+  two Terraform workspaces) each owning half of the deployments on the same accounts: each
+  serializes its own writes, neither knows the other's, so their writes collide (409s, retried).
 
 Each run is its own process (`python -m bench.baselines JOB.json`), as Terraform or the Azure CLI
 would be, so the client does not share a CPU with the emulators; it prints one JSON line.
@@ -55,7 +61,29 @@ async def run_baseline(
             for item in planned
         ],
     }
-    path = state_dir / f"baseline-{mode}.json"
+    if mode == "two_pipelines":
+        # Two processes, each the per-account-lock tool with half of the deployments, started together.
+        halves = [job["deployments"][0::2], job["deployments"][1::2]]
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(
+                _run_job({**job, "mode": "per_account_lock", "deployments": half}, state_dir, f"{mode}-{i}")
+                for i, half in enumerate(halves)
+            )
+        )
+        return {
+            "mode": mode,
+            # Until both pipelines are done: from the later one's own clock (after its login).
+            "seconds": max(r["seconds"] for r in results),
+            "wall_seconds": round(time.monotonic() - started, 3),
+            "failed_writes": sum(r["failed_writes"] for r in results),
+            "throttled_writes": sum(r["throttled_writes"] for r in results),
+        }
+    return await _run_job(job, state_dir, mode)
+
+
+async def _run_job(job: dict[str, Any], state_dir: Path, name: str) -> dict[str, Any]:
+    path = state_dir / f"baseline-{name}.json"
     path.write_text(json.dumps(job))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -68,7 +96,7 @@ async def run_baseline(
     )
     out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"baseline {mode} failed ({process.returncode}): {err.decode()[-2000:]}")
+        raise RuntimeError(f"baseline {name} failed ({process.returncode}): {err.decode()[-2000:]}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
 
@@ -145,6 +173,14 @@ async def _main(job: dict[str, Any]) -> dict[str, Any]:
         elif job["mode"] == "serial":
             for item in job["deployments"]:
                 await put(item)
+        elif job["mode"] == "per_account_lock":
+            locks: dict[str, asyncio.Lock] = {}
+
+            async def locked(item: dict[str, str]) -> None:
+                async with locks.setdefault(item["account"], asyncio.Lock()):
+                    await put_with_conflict_retry(item)
+
+            await asyncio.gather(*(locked(item) for item in job["deployments"]))
         else:
             raise ValueError(f"unknown mode {job['mode']!r}")
         seconds = time.monotonic() - started

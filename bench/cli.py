@@ -134,12 +134,11 @@ def _log(message: str) -> None:
 
 
 async def _baselines(config: Config, n: int, run: int) -> dict[str, dict[str, Any]]:
-    """Both baselines at once, each against its own emulator: each is bound by its long-running
+    """Every baseline at once, each against its own emulator: each is bound by its long-running
     operations, not by CPU, so running them side by side only saves wall time."""
-    parallel, serial = await asyncio.gather(
-        figures.baselines(config, n, run, "parallel"), figures.baselines(config, n, run, "serial")
-    )
-    return {"parallel": parallel, "serial": serial}
+    modes = ("parallel", "serial", "per_account_lock", "two_pipelines")
+    results = await asyncio.gather(*(figures.baselines(config, n, run, mode) for mode in modes))
+    return dict(zip(modes, results, strict=True))
 
 
 def _convergence_summary(
@@ -186,6 +185,17 @@ def _convergence_summary(
             "failed_writes": median([b["failed_writes"] for b in serial]),
             "spread": {"seconds": summary([b["seconds"] for b in serial])},
         }
+        for mode in ("per_account_lock", "two_pipelines"):
+            chosen = [b[mode] for b in baselines if mode in b]
+            if chosen:
+                result[f"baseline_{mode}"] = {
+                    "seconds": median([b["seconds"] for b in chosen]),
+                    "failed_writes": median([b["failed_writes"] for b in chosen]),
+                    "spread": {
+                        "seconds": summary([b["seconds"] for b in chosen]),
+                        "failed_writes": summary([b["failed_writes"] for b in chosen]),
+                    },
+                }
     else:
         result["baseline_parallel"] = result["baseline_serial"] = {
             "skipped": f"N > --baseline-max-n; the serial baseline needs at least N x T = "
@@ -507,6 +517,19 @@ def table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+        for mode, label in (
+            ("per_account_lock", "  baseline: a lock per account (terraform-provider-azurerm)"),
+            ("two_pipelines", "  baseline: two pipelines, a lock per account each"),
+        ):
+            other = conv.get(f"baseline_{mode}")
+            if other:
+                rows.append(
+                    (
+                        label,
+                        f"{_fmt(other['seconds'], 's')}{_range(other['spread']['seconds'], 's')}",
+                        f"{_fmt(other['failed_writes'])} failed writes",
+                    )
+                )
     for other in results["convergence_by_size"][1:]:
         rows.append(
             (
