@@ -165,6 +165,9 @@ async def test_drift_is_repaired_by_the_resync(box: Sandbox) -> None:
         [*accounts(), deployment("gpt", "gpt-5.4", accounts=["aucert-ai"], sku={"capacity": 30})], NAMESPACE
     )
     await box.wait_condition("FoundryDeployment", NAMESPACE, "gpt")
+    # The portal change must come after Azure has finished the create: a change made while the
+    # create's operation is still being completed would be overwritten by it, not by the operator.
+    await box.wait_for(lambda: _settled_with_capacity(box, 30), 30, what="the create settled in Azure")
     box.azure.state.drift_update("aucert-foundation-rg", "aucert-ai", "gpt-5.4", 5, None, None)
     await box.wait_for(lambda: _settled_with_capacity(box, 30), 30, what="capacity repaired")
     box.azure.state.drift_delete("aucert-foundation-rg", "aucert-ai", "gpt-5.4")
