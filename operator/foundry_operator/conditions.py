@@ -15,6 +15,7 @@ DEPLOYED = "Deployed"
 PUBLISHED = "Published"
 CONFLICT = "Conflict"
 RETIREMENT_SOON = "RetirementSoon"
+IN_USE = "InUse"  # FoundryAccount: some FoundryDeployment is placed on it (False: it can be retired)
 CONSUMER_ACCESS = "ConsumerAccess"  # spec.consumers can call the model (a data-plane role each)
 
 # Abnormal-true conditions are dropped when they stop applying, as kstatus expects.

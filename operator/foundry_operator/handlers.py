@@ -24,6 +24,7 @@ from foundry_operator.accounts import PrincipalUnavailable, reconcile_account, r
 from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec, default_key
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.conditions import (
+    IN_USE,
     READY,
     STALLED,
     ConditionUpdate,
@@ -148,6 +149,16 @@ def apply_outcome(
 BACKOFF_DOUBLINGS = 6
 
 
+def placed_on(deployments_index: kopf.Index[Any, Any], account_id: str) -> set[str]:
+    """The FoundryDeployments (namespace/name) whose status places them on the account."""
+    return {
+        claim.owner
+        for key, store in deployments_index.items()
+        if key[0] == "claim" and key[1] == account_id.lower()
+        for claim in store
+    }
+
+
 def backoff(delay: float, retry: int, cap: float) -> float:
     """The delay before attempt `retry + 1` (kopf counts the retries of a handler from 0)."""
     return min(delay * 2 ** min(max(retry, 0), BACKOFF_DOUBLINGS), max(cap, delay))
@@ -221,6 +232,19 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         parsed = FoundryAccountSpec.model_validate(dict(spec))
         outcome, _ = await reconcile_account(
             ctx.azure, ctx.core, namespace, parsed, ctx.settings.transient_retry_seconds
+        )
+        arm_id = AccountCoordinates(
+            parsed.subscription_id, parsed.resource_group, parsed.account_name, None
+        ).arm_id
+        outcome.status["deploymentCount"] = count = len(placed_on(foundry_deployments, arm_id))
+        outcome.conditions.append(
+            ConditionUpdate(
+                IN_USE, True, "Hosting", f"{count} FoundryDeployment(s) placed on {parsed.account_name}"
+            )
+            if count
+            else ConditionUpdate(
+                IN_USE, False, "NoDeployments", f"no FoundryDeployment is placed on {parsed.account_name}"
+            )
         )
         conditions = apply_outcome(patch, status, outcome, meta.get("generation"), body)
         ready = is_true(conditions, READY)
@@ -303,7 +327,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         coords = AccountCoordinates(
             parsed.subscription_id, parsed.resource_group, parsed.account_name, principal
         )
-        users = [key for key in foundry_deployments if key[0] == "claim" and key[1] == coords.arm_id.lower()]
+        users = placed_on(foundry_deployments, coords.arm_id)
         if users:
             raise kopf.TemporaryError(
                 f"{len(users)} FoundryDeployments still use Azure account {parsed.account_name}; delete them first",
@@ -407,6 +431,19 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         conditions = status.get("conditions")
         if status.get("retiring"):
             # A drain may have ended while no handler was due (after a restart, say): finish it.
+            await reconcile_deployment_object(
+                namespace, name, spec, meta, status, patch, body, world, "resync"
+            )
+            return
+        accounts = spec.get("accounts") or []
+        if (
+            spec.get("placementPolicy") == "PreferFirst"
+            and is_true(conditions, READY)
+            and accounts
+            and status.get("accountRef") != accounts[0]
+        ):
+            # A more preferred candidate may have become eligible: place again (cached reads; a
+            # write only when it moves).
             await reconcile_deployment_object(
                 namespace, name, spec, meta, status, patch, body, world, "resync"
             )

@@ -21,6 +21,7 @@ from typing import Any
 from foundry_operator.api.models import (
     FoundryDeploymentSpec,
     FoundryDeploymentStatus,
+    PlacementPolicy,
     RetiringDeployment,
     VersionUpgradeOption,
 )
@@ -260,6 +261,8 @@ def plan(facts: DeploymentFacts) -> Plan:
     spec = facts.spec
     status = facts.status
     current_ref = status.account_ref if status.account_ref in facts.accounts else None
+    # PreferFirst: the current account is only one candidate among others, the first eligible wins.
+    sticky_ref = current_ref if spec.placement_policy == PlacementPolicy.STICKY else None
     request = DeploymentRequest(
         spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
     )
@@ -269,7 +272,7 @@ def plan(facts: DeploymentFacts) -> Plan:
         facts.catalogs,
         facts.usages,
         facts.now,
-        current_account=current_ref,
+        current_account=sticky_ref,
         deployed_capacity={current_ref: int(status.capacity or 0)} if current_ref else {},
     )
     result.placement = placement

@@ -127,3 +127,39 @@ async def test_an_azure_version_upgrade_is_accepted_published_and_announced(box:
 
     await box.wait_for(announced, 10, what="a VersionUpgraded Event")
 
+
+async def test_prefer_first_moves_back_to_the_first_account_when_the_model_rolls_out_there(
+    box: Sandbox,
+) -> None:
+    from foundry_emulator.sandbox import fast_settings
+
+    await box.start_operator(fast_settings(resync_interval_seconds=1.0, catalog_ttl_seconds=0.5))
+    body = deployment("reasoning-pro", "gpt-5.4-pro", placementPolicy="PreferFirst", drainSeconds=1)
+    await box.apply([*accounts(), body], NAMESPACE)
+    await box.wait_condition("FoundryDeployment", NAMESPACE, "reasoning-pro")
+    assert (await box.get("FoundryDeployment", NAMESPACE, "reasoning-pro"))["status"]["region"] == "eastus2"
+
+    box.azure.state.rollout("westus", "gpt-5.4-pro", None, None, None)
+
+    async def moved() -> bool:
+        status = (await box.get("FoundryDeployment", NAMESPACE, "reasoning-pro"))["status"]
+        data = await box.config_map(NAMESPACE) or {}
+        return status.get("region") == "westus" and "FOUNDRY_ENDPOINT_REASONING_PRO" not in data
+
+    await box.wait_for(moved, 30, what="the move back to westus")
+    assert "gpt-5.4-pro" in azure_deployments(box, "aucert-ai")
+    await box.wait_for(
+        lambda: "gpt-5.4-pro" not in azure_deployments(box, "aucert-ai-east"),
+        30,
+        what="the east copy retired",
+    )
+
+    async def east_idle() -> dict[str, object] | None:
+        status: dict[str, object] = (await box.get("FoundryAccount", NAMESPACE, "aucert-ai-east"))["status"]
+        in_use = [c for c in status.get("conditions", []) if c["type"] == "InUse"]  # type: ignore[union-attr]
+        return status if in_use and in_use[0]["status"] == "False" else None
+
+    east = await box.wait_for(east_idle, 30, what="aucert-ai-east hosting none")
+    assert east["deploymentCount"] == 0
+    west = (await box.get("FoundryAccount", NAMESPACE, "aucert-ai"))["status"]
+    assert west["deploymentCount"] == 1

@@ -387,6 +387,42 @@ CASES = [
         check=lambda p: isinstance(p.steps[0], Deploy) and p.steps[0].account is EAST,
     ),
     Case(
+        "Sticky: a running deployment stays on the second account though the first became eligible",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            SERVING_K25
+            | {
+                "accountRef": "aucert-ai-east",
+                "deploymentName": "gpt-5.4",
+                "resourceId": f"{EAST_ID}/deployments/gpt-5.4",
+            },
+            deployments={EAST_ID: {"gpt-5.4": snapshot("gpt-5.4", "gpt-5.4", "2026-03-05", account=EAST_ID)}},
+        ),
+        ["Serve", "Publish"],
+        check=lambda p: isinstance(p.steps[0], Serve) and p.steps[0].account is EAST,
+    ),
+    Case(
+        "PreferFirst: it moves to the first account, make-before-break",
+        facts(
+            {"model": {"name": "gpt-5.4"}, "placementPolicy": "PreferFirst"},
+            SERVING_K25
+            | {
+                "accountRef": "aucert-ai-east",
+                "account": "aucert-ai-east",
+                "deploymentName": "gpt-5.4",
+                "resourceId": f"{EAST_ID}/deployments/gpt-5.4",
+            },
+            deployments={EAST_ID: {"gpt-5.4": snapshot("gpt-5.4", "gpt-5.4", "2026-03-05", account=EAST_ID)}},
+        ),
+        ["Deploy", "Publish", "Retire"],
+        check=lambda p: (
+            isinstance(p.steps[0], Deploy)
+            and p.steps[0].account is WEST
+            and isinstance(p.steps[2], Retire)
+            and p.steps[2].deployment.account_ref == "aucert/aucert-ai-east"
+        ),
+    ),
+    Case(
         "drain not over: nothing deleted, come back when it ends",
         facts(
             KIMI_26,

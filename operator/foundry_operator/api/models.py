@@ -241,7 +241,9 @@ class FoundryAccountStatus(ApiModel):
         default=None, description="The generation the operator last acted on."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Reconciling, Stalled.", json_schema_extra=_CONDITION_LIST
+        default_factory=list,
+        description="Ready, Reconciling, Stalled, InUse.",
+        json_schema_extra=_CONDITION_LIST,
     )
     resource_id: str | None = Field(default=None, description="ARM id of the account.")
     location: str | None = Field(default=None, description="Azure region of the account.")
@@ -253,6 +255,10 @@ class FoundryAccountStatus(ApiModel):
         default_factory=dict, description="properties.endpoints as Azure returns it, keyed by API name."
     )
     provisioning_state: str | None = Field(default=None, description="Azure provisioningState.")
+    deployment_count: int | None = Field(
+        default=None,
+        description="FoundryDeployments placed on this account; the InUse condition is False when there are none.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +315,11 @@ class VersionUpgradeOption(StrEnum):
     ONCE_NEW_DEFAULT = "OnceNewDefaultVersionAvailable"
     ONCE_EXPIRED = "OnceCurrentVersionExpired"
     NO_AUTO_UPGRADE = "NoAutoUpgrade"
+
+
+class PlacementPolicy(StrEnum):
+    STICKY = "Sticky"
+    PREFER_FIRST = "PreferFirst"
 
 
 class DeploymentDeletionPolicy(StrEnum):
@@ -430,6 +441,14 @@ class FoundryDeploymentSpec(ApiModel):
         ),
     )
 
+    placement_policy: PlacementPolicy = Field(
+        default=PlacementPolicy.STICKY,
+        description=(
+            "Sticky: a running deployment stays on its account while that account is eligible. PreferFirst: "
+            "when an account earlier in spec.accounts becomes eligible (a model rolled out to its region, quota "
+            "freed up), the deployment moves there, make-before-break."
+        ),
+    )
     drain_seconds: int = Field(
         default=300,
         ge=0,
