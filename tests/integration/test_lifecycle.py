@@ -182,7 +182,7 @@ async def test_drift_is_repaired_by_the_resync(box: Sandbox) -> None:
         found = [event.reason for event in events.items]
         return found if found.count("DriftRepaired") == 2 else None
 
-    found = await box.wait_for(reasons, 10, what="two DriftRepaired events")
+    found = await box.wait_for(reasons, 30, what="two DriftRepaired events")
     assert found.count("DriftDetected") == 2 and found.count("Created") == 2 and "Updated" in found
 
 
