@@ -24,6 +24,9 @@ class Refusal(StrEnum):
     CAPACITY_OUT_OF_RANGE = "CapacityOutOfRange"
     INSUFFICIENT_QUOTA = "InsufficientQuota"
     RETIRED = "ModelRetired"
+    # Azure's own codes: a Deprecating version serves existing deployments but takes no new one.
+    DEPRECATING = "ServiceModelDeprecating"
+    DEPRECATED = "ServiceModelDeprecated"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def evaluate(
     *,
     already_deployed_capacity: int = 0,
     reserved: Mapping[str, int] | None = None,
+    running_version: str | None = None,
 ) -> Verdict:
     """Can this one candidate take the request? `already_deployed_capacity` counts as used by us."""
     where = f"{candidate.region} (account {candidate.account_name})"
@@ -152,6 +156,18 @@ def evaluate(
             Refusal.RETIRED,
             offer=offer,
             suggestion=f"move to {offer.replacement}" if offer.replacement else None,
+        )
+    lifecycle = offer.lifecycle_status or ""
+    if lifecycle in ("Deprecating", "Deprecated") and running_version != offer.version:
+        replacement = f"; replacement: {offer.replacement}" if offer.replacement else ""
+        return Verdict(
+            candidate,
+            False,
+            f"{offer.label()} is {lifecycle} in {candidate.region}: it cannot be used for new deployments{replacement}",
+            Refusal.DEPRECATING if lifecycle == "Deprecating" else Refusal.DEPRECATED,
+            offer=offer,
+            suggestion="change spec.model"
+            + (f" to the catalog's replacement, {offer.replacement}" if offer.replacement else ""),
         )
     sku = offer.sku(request.sku_name)
     if sku is None:
@@ -209,6 +225,7 @@ def place(
     deployed_capacity: Mapping[str, int] | None = None,
     reserved: Mapping[str, Mapping[str, int]] | None = None,
     offered_regions: Sequence[str] = (),
+    running_versions: Mapping[str, str] | None = None,
 ) -> Placement:
     """Choose the first eligible candidate; a running placement (`current_account`) is kept while eligible."""
     verdicts: list[Verdict] = []
@@ -223,6 +240,7 @@ def place(
                 now,
                 already_deployed_capacity=(deployed_capacity or {}).get(candidate.ref, 0),
                 reserved=(reserved or {}).get(region or "", None),
+                running_version=(running_versions or {}).get(candidate.ref),
             )
         )
     eligible = [verdict for verdict in verdicts if verdict.eligible]

@@ -105,6 +105,7 @@ class DeploymentFacts:
     now: datetime
     retiring_accounts: Mapping[str, str] = field(default_factory=dict)  # qualified ref -> ARM id
     key_claims: Sequence[KeyClaim] = ()  # every object's spec.keys in this ConfigMap
+    retry_seconds: float = ACCOUNT_WAIT_SECONDS  # the operator's transient retry delay
     elsewhere: Elsewhere | None = None
 
 
@@ -266,6 +267,15 @@ def plan(facts: DeploymentFacts) -> Plan:
     request = DeploymentRequest(
         spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
     )
+    # What already runs under the target name with this model, per candidate: its capacity is in the
+    # usages already, and Azure lets a Deprecating version serve it (new deployments are refused).
+    target = spec.effective_deployment_name().lower()
+    running = {
+        ref: found
+        for ref, account in facts.accounts.items()
+        if (found := facts.deployments.get(account.arm_id.lower(), {}).get(target)) is not None
+        and same_model(found, spec.model.name, spec.model.format)
+    }
     placement = place(
         request,
         facts.candidates,
@@ -273,7 +283,8 @@ def plan(facts: DeploymentFacts) -> Plan:
         facts.usages,
         facts.now,
         current_account=sticky_ref,
-        deployed_capacity={current_ref: int(status.capacity or 0)} if current_ref else {},
+        deployed_capacity={ref: found.capacity or 0 for ref, found in running.items()},
+        running_versions={ref: found.model_version for ref, found in running.items() if found.model_version},
     )
     result.placement = placement
     outcome.status["candidates"] = candidate_status(placement)
@@ -493,9 +504,8 @@ def _no_usable_account(facts: DeploymentFacts, result: Plan) -> Plan:
         for c in candidates
     ]
     if waiting:
-        transient(
-            outcome, "AccountNotReady", f"no candidate account is usable yet: {reasons}", ACCOUNT_WAIT_SECONDS
-        )
+        message = f"no candidate account is usable yet: {reasons}"
+        transient(outcome, "AccountNotReady", message, min(facts.retry_seconds, ACCOUNT_WAIT_SECONDS))
         return result
     stalled(
         outcome,

@@ -115,8 +115,12 @@ async def test_an_azure_version_upgrade_is_accepted_published_and_announced(box:
         return data.get("FOUNDRY_MODEL_VERSION_GPT") == "2026-05-01"
 
     await box.wait_for(published, 30, what="the upgraded version published")
-    status = (await box.get("FoundryDeployment", NAMESPACE, "gpt"))["status"]
-    assert status["modelVersion"] == "2026-05-01"
+
+    async def recorded() -> bool:
+        status = (await box.get("FoundryDeployment", NAMESPACE, "gpt"))["status"]
+        return bool(status["modelVersion"] == "2026-05-01")
+
+    await box.wait_for(recorded, 10, what="status.modelVersion updated")
     await asyncio.sleep(2.5)  # two more resyncs: the pinned version is not written back
     assert len(arm_requests(box, "PUT")) == puts
     assert azure_deployments(box, "aucert-ai")["gpt-5.4"].model_version == "2026-05-01"

@@ -195,3 +195,31 @@ def test_usage_errors_exit_2(offline: Cli, emulator_snapshot: Path, tmp_path: Pa
         "check", "-f", str(EXAMPLES), "--catalog", str(emulator_snapshot), "--retirement-window-days", "-1"
     )
     assert negative.exit_code == 2
+
+
+def test_a_group_typo_exits_2_instead_of_skipping_the_object(
+    offline: Cli, emulator_snapshot: Path, subscription: str, tmp_path: Path
+) -> None:
+    typo = deployment("reasoning-pro", "gpt-5.4", ["aucert-ai"])
+    typo["apiVersion"] = "foundry.llmops.com/v1alpha1"
+    manifests = write_manifests(tmp_path / "typo.yaml", [*adr_accounts(subscription), typo])
+    result = offline("check", "-f", str(manifests), "--catalog", str(emulator_snapshot))
+    assert result.exit_code == 2, result.output
+    assert (
+        "apiVersion: apiVersion 'foundry.llmops.com/v1alpha1' is not foundry.llmops.io/v1alpha1"
+        in result.stderr
+    )
+    assert "set apiVersion: foundry.llmops.io/v1alpha1" in result.stderr
+
+
+def test_a_deprecating_model_fails_as_a_new_deployment_naming_the_replacement(
+    offline: Cli, emulator_snapshot: Path, subscription: str, tmp_path: Path
+) -> None:
+    manifests = write_manifests(
+        tmp_path / "deprecating.yaml",
+        [*adr_accounts(subscription), deployment("kimi", "Kimi-K2.5", ["aucert-ai"], format="MoonshotAI")],
+    )
+    result = offline("check", "-f", str(manifests), "--catalog", str(emulator_snapshot))
+    assert result.exit_code == 1, result.output
+    assert "is Deprecating in westus: it cannot be used for new deployments" in result.stdout
+    assert "fix: change spec.model to the catalog's replacement, Kimi-K2.6" in result.stdout

@@ -205,3 +205,17 @@ def test_kind_mismatch_is_explained() -> None:
     openai_only = {"westus": RegionCatalog("westus", (offer("westus", "o1", "1", kind="OpenAI"),))}
     placement = place(request("o1"), [WEST], openai_only, NO_USAGE, NOW)
     assert "offered only to OpenAI accounts" in placement.message
+
+
+def test_a_deprecating_version_is_refused_for_a_new_deployment_but_serves_a_running_one() -> None:
+    deprecating = ModelOffer(
+        "westus", "AIServices", "MoonshotAI", "Kimi-K2.5", "1", True, (GS,), "Deprecating", None, "Kimi-K2.6"
+    )
+    catalogs = {"westus": RegionCatalog("westus", (deprecating,))}
+    kimi = DeploymentRequest("Kimi-K2.5", "MoonshotAI", None, "GlobalStandard", None)
+    new = place(kimi, [WEST], catalogs, NO_USAGE, NOW)
+    assert new.chosen is None and new.refusal is Refusal.DEPRECATING
+    assert "cannot be used for new deployments; replacement: Kimi-K2.6" in new.message
+    assert "fix: change spec.model to the catalog's replacement, Kimi-K2.6" in new.message
+    running = place(kimi, [WEST], catalogs, NO_USAGE, NOW, running_versions={"aucert-ai": "1"})
+    assert running.chosen is not None

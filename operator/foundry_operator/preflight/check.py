@@ -440,6 +440,13 @@ def _attempt(
     candidates = _spec_candidates(deployment, manifests, world)
     catalogs, usages, reserved = _inputs(candidates, world, ledger)
     current, deployed = _adopted(deployment, candidates, world)
+    running = {
+        ref: existing.model_version
+        for ref, account in candidates.accounts.items()
+        if (existing := _existing(world, account, deployment.spec.effective_deployment_name())) is not None
+        and existing.serves(deployment.spec.model.format, deployment.spec.model.name)
+        and existing.model_version
+    }
     query = offered_query(deployment, manifests, world)
     placement = place(
         request,
@@ -451,6 +458,7 @@ def _attempt(
         deployed_capacity=deployed,
         reserved=reserved,
         offered_regions=world.offered.get(query.key, ()) if query else (),
+        running_versions=running,
     )
     return _Attempt(deployment, request, candidates, usages, reserved, deployed, placement)
 

@@ -183,6 +183,21 @@ def _is_ours(document: Any) -> bool:
     return isinstance(document, dict) and str(document.get("apiVersion", "")).startswith(models.GROUP + "/")
 
 
+_OUR_KINDS = {"foundryaccount", "foundrydeployment"}
+
+
+def _looks_like_ours(document: Any) -> bool:
+    """One of our kinds in another group, or a group that is a near miss of ours (foundry.llmops.com):
+    skipping it as 'another kind' would let a broken manifest pass."""
+    if not isinstance(document, dict):
+        return False
+    group = str(document.get("apiVersion", "")).rpartition("/")[0].lower()
+    kind = str(document.get("kind", "")).lower()
+    return kind in _OUR_KINDS or (
+        group != models.GROUP and group.startswith("foundry.") and "llmops" in group
+    )
+
+
 def _parse_spec(
     spec_type: type[M], spec: Any, origin: Origin, what: str, problems: list[InputProblem]
 ) -> M | None:
@@ -223,6 +238,16 @@ class _Collector:
         self._seen: dict[tuple[str, str, str], Origin] = {}
 
     def add(self, origin: Origin, document: Any) -> None:
+        if not _is_ours(document) and _looks_like_ours(document):
+            api_version = document.get("apiVersion")
+            self._problem(
+                origin,
+                f"apiVersion {api_version!r} is not {models.API_VERSION} (kind {document.get('kind')}): "
+                f"set apiVersion: {models.API_VERSION}, or the API server will refuse it or nothing will reconcile it",
+                "apiVersion",
+                _describe(document, self.default_namespace),
+            )
+            return
         if not _is_ours(document):
             if isinstance(document, dict):
                 self.skipped += 1  # another kind: a Kustomize build emits many
