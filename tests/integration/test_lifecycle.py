@@ -168,22 +168,37 @@ async def test_drift_is_repaired_by_the_resync(box: Sandbox) -> None:
     # The portal change must come after Azure has finished the create: a change made while the
     # create's operation is still being completed would be overwritten by it, not by the operator.
     await box.wait_for(lambda: _settled_with_capacity(box, 30), 30, what="the create settled in Azure")
+
+    async def reasons(repaired: int) -> list[str] | None:
+        # Events are posted asynchronously by kopf: wait for them to arrive.
+        events = await asyncio.to_thread(box.core.list_namespaced_event, NAMESPACE)
+        found = [event.reason for event in events.items]
+        return found if found.count("DriftRepaired") >= repaired else None
+
     box.azure.state.drift_update("aucert-foundation-rg", "aucert-ai", "gpt-5.4", 5, None, None)
     await box.wait_for(lambda: _settled_with_capacity(box, 30), 30, what="capacity repaired")
+    found = await box.wait_for(lambda: reasons(1), 30, what="the first DriftRepaired event")
+    assert found.count("DriftDetected") == 1 and "Updated" in found
+    # Deleted in the portal: recreated. Which reconciliation notices it first depends on timing (the
+    # resync's drift check, or a reconciliation still under way after the first repair): the
+    # guarantee is the deployment back, Ready, created a second time.
     box.azure.state.drift_delete("aucert-foundation-rg", "aucert-ai", "gpt-5.4")
     await box.wait_for(
         lambda: "gpt-5.4" in azure_deployments(box, "aucert-ai"), 30, what="deployment recreated"
     )
     await box.wait_condition("FoundryDeployment", NAMESPACE, "gpt")
 
-    async def reasons() -> list[str] | None:
-        # Events are posted asynchronously by kopf: wait for them to arrive.
+    async def recreated() -> list[str] | None:
         events = await asyncio.to_thread(box.core.list_namespaced_event, NAMESPACE)
         found = [event.reason for event in events.items]
-        return found if found.count("DriftRepaired") == 2 else None
+        return found if found.count("Created") == 2 else None
 
-    found = await box.wait_for(reasons, 30, what="two DriftRepaired events")
-    assert found.count("DriftDetected") == 2 and found.count("Created") == 2 and "Updated" in found
+    await box.wait_for(recreated, 30, what="a second Created event")
+    assert [e["status"] for e in arm_requests(box, "PUT") if e["path"].endswith("/deployments/gpt-5.4")] == [
+        201,
+        200,
+        201,
+    ]
 
 
 def _settled_with_capacity(box: Sandbox, capacity: int) -> bool:
