@@ -16,13 +16,14 @@ from kubernetes.client import CoreV1Api
 
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.conditions import READY, condition, merge_conditions
-from foundry_operator.deployments import DeploymentReconciler, seed_entries
+from foundry_operator.deployments import DeploymentReconciler
 from foundry_operator.kube import ConfigMapPublisher
 from foundry_operator.metrics import Metrics
 from foundry_operator.observe import ObjectRef, World
 from foundry_operator.outcome import Outcome
 from foundry_operator.publishing import primary_endpoint
 from foundry_operator.settings import OperatorSettings
+from foundry_operator.steady import seed_entries
 from foundry_operator.views import AccountView, Claim, KeyClaim, account_key, claim_key, key_claims_key
 
 

@@ -35,10 +35,10 @@ from foundry_operator.context import (
     object_ref,
     placed_on,
 )
-from foundry_operator.deployments import AzureTransient, seed_entries
 from foundry_operator.observe import TRANSIENT_AZURE_ERRORS, World
 from foundry_operator.outcome import Outcome
 from foundry_operator.publishing import primary_endpoint
+from foundry_operator.steady import AzureTransient, seed_entries
 from foundry_operator.views import (
     Claim,
     KeyClaim,
