@@ -108,6 +108,7 @@ class Observer:
                     view.location if view else None,
                     view.kind if view else None,
                     problem,
+                    pending=bool(view is not None and problem and view.pending),
                 )
             )
         return candidates, usable

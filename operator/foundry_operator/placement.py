@@ -38,6 +38,7 @@ class Candidate:
     region: str | None
     kind: str | None
     problem: str | None = None
+    pending: bool = False  # not usable only because it has not been reconciled yet
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,18 @@ def plan(facts: DeploymentFacts) -> Plan:
 
     chosen = placement.chosen
     assert chosen.offer is not None and chosen.sku is not None and chosen.capacity is not None
+    preferred = _preferred_still_pending(facts, chosen.candidate.ref)
+    if preferred is not None and not status.account_ref:
+        # Accounts applied together with their deployments: a more preferred account that the
+        # operator has not looked at yet may well take it; placing now on a later one would stick.
+        message = (
+            f"waiting for FoundryAccount {preferred.ref}, listed before {chosen.candidate.ref} in "
+            "spec.accounts, to be reconciled before placing"
+        )
+        return _stop(
+            result,
+            transient(outcome, "AccountNotReady", message, min(facts.retry_seconds, ACCOUNT_WAIT_SECONDS)),
+        )
     account = facts.accounts[chosen.candidate.ref]
     name = spec.effective_deployment_name()
     target_id = f"{account.arm_id}/deployments/{name}".lower()
@@ -492,6 +504,16 @@ def _stop(result: Plan, outcome: Outcome) -> Plan:
     result.outcome = outcome
     result.steps = [s for s in result.steps if isinstance(s, (DeleteRetired, LeaveRetired))]
     return result
+
+
+def _preferred_still_pending(facts: DeploymentFacts, chosen_ref: str) -> Candidate | None:
+    """A candidate listed before the chosen one that has not been reconciled yet, if any."""
+    for candidate in facts.candidates:
+        if candidate.ref == chosen_ref:
+            return None
+        if candidate.pending:
+            return candidate
+    return None
 
 
 def _no_usable_account(facts: DeploymentFacts, result: Plan) -> Plan:

@@ -31,6 +31,7 @@ class AccountView:
     kind: str | None
     endpoint: str | None
     endpoints: Mapping[str, str] = field(default_factory=dict)
+    pending: bool = False  # no Ready condition yet: the operator has not looked at it so far
 
     @property
     def ref(self) -> str:
@@ -64,6 +65,7 @@ def account_view(
         kind=status.get("kind"),
         endpoint=status.get("endpoint"),
         endpoints=dict(status.get("endpoints") or {}),
+        pending=ready is None,
     )
 
 

@@ -257,6 +257,45 @@ CASES = [
         lambda p: p.outcome.retry_after == 3.0,
     ),
     Case(
+        "the preferred account not reconciled yet, a later one eligible: wait, no write",
+        replace(
+            facts({"model": {"name": "gpt-5.4"}}, accounts=(EAST,)),
+            candidates=(
+                Candidate(
+                    "aucert-ai",
+                    "aucert-ai",
+                    None,
+                    None,
+                    "FoundryAccount aucert/aucert-ai is not Ready: not reconciled yet",
+                    pending=True,
+                ),
+                Candidate(EAST.ref, EAST.account_name, EAST.location, EAST.kind),
+            ),
+        ),
+        [],
+        "AccountNotReady",
+        lambda p: "waiting for FoundryAccount aucert-ai, listed before" in p.outcome.conditions[0].message,
+    ),
+    Case(
+        "the preferred account failed (not pending), a later one eligible: placed on the later one",
+        replace(
+            facts({"model": {"name": "gpt-5.4"}}, accounts=(EAST,)),
+            candidates=(
+                Candidate(
+                    "aucert-ai", "aucert-ai", None, None, "FoundryAccount aucert/aucert-ai is not Ready: 403"
+                ),
+                Candidate(EAST.ref, EAST.account_name, EAST.location, EAST.kind),
+            ),
+        ),
+        ["Deploy", "Publish"],
+        None,
+        lambda p: (
+            p.placement is not None
+            and p.placement.chosen is not None
+            and p.placement.chosen.candidate.ref == EAST.ref
+        ),
+    ),
+    Case(
         "no usable account at all: stalled",
         replace(
             facts({"model": {"name": "gpt-5.4"}}, accounts=()),
