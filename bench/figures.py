@@ -180,6 +180,8 @@ async def footprint(config: Config, n: int, with_restart: bool = True) -> dict[s
     )
     async with open_world(config.work_dir / f"footprint-{n}", scenario, sc.NAMESPACE) as world:
         operator = await _start(world, config, config.accounts)
+        # Idle: after start-up (accounts reconciled, no FoundryDeployment yet), once it is quiet.
+        await world.wait_quiet(2.0, timeout=30)
         idle = operator.stats()
         arm0, kube0 = world.azure.log.last_seq, world.kube_mark()
         started = time.monotonic()

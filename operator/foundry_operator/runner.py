@@ -60,6 +60,11 @@ def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSett
     settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
     # Decisions are posted as explicit Events; kopf's own log lines become Events only from warnings up.
     settings.posting.level = logging.WARNING
+    if operator is not None and operator.worker_limit:
+        settings.queueing.worker_limit = operator.worker_limit
+        # A finished worker waits idle_timeout (default 5 s) for more events and holds its slot
+        # meanwhile: with a limit, that wait, not the work, set the pace (1,000 adoptions: 39 s -> 114 s).
+        settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     return settings

@@ -53,6 +53,12 @@ class OperatorSettings(BaseSettings):
         description="With replicas > 1 (kopf peering): a standby takes over once the active replica has "
         "been silent this long.",
     )
+    worker_limit: int = Field(
+        default=0,
+        ge=0,
+        description="Objects kopf processes at once (0: no limit). Each in-flight object holds its body, "
+        "its handler's state and its Azure responses: a bound keeps the memory peak of a burst flat.",
+    )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Prometheus port; 0 disables.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
