@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +20,10 @@ from aiohttp import web
 from . import errors, wire
 from .entra import Entra, base_url
 from .errors import ArmError
-from .requestlog import FAIL_OPERATION, OPERATION, PRINCIPAL
+from .pipeline import arm_pipeline
+from .requestlog import FAIL_OPERATION
 from .state import Caller, EmulatorState, Operation
-from .throttling import HEADERS, Throttler, operation_kind
+from .throttling import Throttler
 
 
 @dataclass(frozen=True)
@@ -77,44 +77,26 @@ class Arm:
         self._routes = self._build_routes()
 
     async def handle(self, request: web.Request) -> web.Response:
-        headers = {
-            "x-ms-request-id": str(uuid.uuid4()),
-            "x-ms-correlation-request-id": request.headers.get(
-                "x-ms-correlation-request-id", str(uuid.uuid4())
-            ),
-        }
         base = base_url(request)
-        try:
-            caller = self._entra.verify_arm(request.headers.get("Authorization"))
-        except ArmError as err:
-            challenge = (
+
+        def challenge(err: ArmError) -> str:
+            return (
                 f'Bearer authorization_uri="{base}/{self._state.tenant_id}", error="invalid_token", '
                 f'error_description="{err.message}"'
             )
-            return err.response({**headers, "WWW-Authenticate": challenge})
-        kind = operation_kind(request.method)
-        request[PRINCIPAL] = caller.client_id
-        request[OPERATION] = kind
-        decision = self._throttler.take(self._state.subscription_id, caller.object_id, kind)
-        headers[HEADERS[kind]] = str(decision.remaining)
-        try:
-            if not decision.allowed:
-                raise errors.throttled(
-                    kind, self._state.subscription_id, caller.object_id, decision.retry_after
-                )
-            api_version = request.query.get("api-version")
-            if not api_version:
-                raise errors.missing_api_version()
+
+        async def route(caller: Caller) -> web.Response:
+            api_version = str(request.query.get("api-version"))
             route, params, (handler, action) = self._match(request.method, request.path, api_version)
             if params["sub"].lower() != self._state.subscription_id.lower():
                 raise errors.subscription_not_found(params["sub"])
             if route.authorize:
                 self._authorize(caller, action, _scope_of(params))
-            response = await handler(Ctx(request, params, caller, api_version, base))
-        except ArmError as err:
-            return err.response(headers)
-        response.headers.update(headers)
-        return response
+            return await handler(Ctx(request, params, caller, api_version, base))
+
+        return await arm_pipeline(
+            request, self._entra, self._throttler, self._state.subscription_id, challenge, route
+        )
 
     # -- pipeline steps ---------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from . import errors
 from .errors import ArmError
-from .requestlog import OPERATION, PRINCIPAL
-from .throttling import HEADERS, Throttler, operation_kind
+from .pipeline import arm_pipeline
+from .throttling import Throttler
 
 if TYPE_CHECKING:
     from .entra import Entra
@@ -188,38 +188,15 @@ class RoleApi:
         self._throttler = throttler
 
     async def handle(self, request: web.Request) -> web.Response:
-        headers = {
-            "x-ms-request-id": str(uuid.uuid4()),
-            "x-ms-correlation-request-id": request.headers.get(
-                "x-ms-correlation-request-id", str(uuid.uuid4())
-            ),
-        }
-        try:
-            caller = self._entra.verify_arm(request.headers.get("Authorization"))
-        except ArmError as err:
-            return err.response(
-                {
-                    **headers,
-                    "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{err.message}"',
-                }
-            )
-        kind = operation_kind(request.method)
-        request[PRINCIPAL] = caller.client_id
-        request[OPERATION] = kind
-        decision = self._throttler.take(self._state.subscription_id, caller.object_id, kind)
-        headers[HEADERS[kind]] = str(decision.remaining)
-        try:
-            if not decision.allowed:
-                raise errors.throttled(
-                    kind, self._state.subscription_id, caller.object_id, decision.retry_after
-                )
-            if not request.query.get("api-version"):
-                raise errors.missing_api_version()
-            response = await self._route(request, caller)
-        except ArmError as err:
-            return err.response(headers)
-        response.headers.update(headers)
-        return response
+        def challenge(err: ArmError) -> str:
+            return f'Bearer error="invalid_token", error_description="{err.message}"'
+
+        async def route(caller: Caller) -> web.Response:
+            return await self._route(request, caller)
+
+        return await arm_pipeline(
+            request, self._entra, self._throttler, self._state.subscription_id, challenge, route
+        )
 
     async def _route(self, request: web.Request, caller: Caller) -> web.Response:
         path = request.path
