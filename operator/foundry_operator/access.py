@@ -13,17 +13,17 @@ condition and a Warning Event name who cannot call it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import HttpResponseError
 
 from foundry_operator.api.models import AccessPolicy, Consumer, FoundryDeploymentSpec
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway, RoleGrant, RoleListing
-from foundry_operator.azure.writes import ConflictPersists, error_code, error_message
+from foundry_operator.azure.writes import error_code, error_message
 from foundry_operator.conditions import CONSUMER_ACCESS, ConditionUpdate, condition
+from foundry_operator.errors import CLASSIFIED, classify
 from foundry_operator.outcome import Outcome
 
 # Azure's built-in roles that open an account's data plane (their GUIDs are the same in every tenant).
@@ -44,8 +44,6 @@ ROLE_MISSING = "RoleMissing"
 GRANT_REFUSED = "GrantRefused"
 ROLE_ASSIGNMENTS_UNREADABLE = "RoleAssignmentsUnreadable"
 ACCESS_CHECK_FAILED = "AccessCheckFailed"
-
-_AZURE_ERRORS = (AzureError, ConflictPersists, OSError, asyncio.TimeoutError)
 
 
 def covers(assignment_scope: str, scope: str) -> bool:
@@ -192,8 +190,8 @@ async def review_access(
         assert verdict is not None
         if verdict.to_grant:
             verdict = await _grant(azure, coords, verdict.to_grant, owner, outcome)
-    except _AZURE_ERRORS as exc:
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    except CLASSIFIED as exc:
+        text = classify(exc, default_fix=None).text
         verdict = AccessVerdict(
             None,
             ACCESS_CHECK_FAILED,

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.api.models import CredentialSource, FoundryAccountSpec, Management
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.azure.credentials import CredentialError, ServicePrincipal
-from foundry_operator.azure.writes import ConflictPersists, error_code, error_message
 from foundry_operator.conditions import READY, RECONCILING, STALLED, ConditionUpdate
+from foundry_operator.errors import CLASSIFIED, SLOW, Classified, PrincipalUnavailable, classify
 from foundry_operator.kube import read_principal
-from foundry_operator.outcome import Outcome
-
-
-class PrincipalUnavailable(Exception):
-    """The Secret named by spec.credentials.secretRef cannot be used; the message says why."""
+from foundry_operator.outcome import Outcome, failed
 
 
 async def resolve_principal(
@@ -47,14 +42,10 @@ async def resolve_principal(
         raise PrincipalUnavailable(str(exc)) from exc
 
 
-def _not_ready(outcome: Outcome, reason: str, message: str, *, stalled: bool) -> Outcome:
-    outcome.conditions += [
-        ConditionUpdate(READY, False, reason, message),
-        ConditionUpdate(STALLED, stalled, reason, message),
-        ConditionUpdate(RECONCILING, not stalled, reason, message),
-    ]
-    outcome.warn(reason, message)
-    outcome.retry_message = message
+def _not_ready(outcome: Outcome, error: Classified, retry_seconds: float) -> Outcome:
+    failed(outcome, error, retry_seconds)
+    if error.transient:
+        outcome.warn(error.reason, error.text)  # an account problem is worth an Event even when it passes
     return outcome
 
 
@@ -65,8 +56,7 @@ async def reconcile_account(
     try:
         principal = await resolve_principal(core, namespace, spec)
     except PrincipalUnavailable as exc:
-        outcome.retry_after = retry_seconds * 4
-        return _not_ready(outcome, "CredentialsUnavailable", str(exc), stalled=True), None
+        return _not_ready(outcome, classify(exc), retry_seconds), None
     coords = AccountCoordinates(spec.subscription_id, spec.resource_group, spec.account_name, principal)
     try:
         snapshot = await azure.get_account(coords)
@@ -80,32 +70,17 @@ async def reconcile_account(
                 spec.custom_sub_domain_name or spec.account_name,
             )
             outcome.note("AccountCreated", f"created Azure account {spec.account_name} in {spec.location}")
-    except ClientAuthenticationError as exc:
-        outcome.retry_after = retry_seconds * 4
-        message = f"{_short(str(exc))} (fix: check {_identity(namespace, spec)})"
-        return _not_ready(outcome, "AzureAuthenticationFailed", message, stalled=False), coords
-    except HttpResponseError as exc:
-        code = error_code(exc) or f"HTTP{exc.status_code}"
-        transient = exc.status_code in (401, 403, 408, 429) or (exc.status_code or 0) >= 500
-        # Azure refused the request as such (a location, a subdomain): asking again changes
-        # nothing until the spec does, or until the periodic resync looks again.
-        outcome.retry_after = (
-            retry_seconds * (4 if exc.status_code in (401, 403) else 1) if transient else None
-        )
-        fix = _ACCOUNT_FIXES.get(code, "").format(identity=_identity(namespace, spec))
-        message = f"Azure: {error_message(exc)}" + (f" (fix: {fix})" if fix else "")
-        return _not_ready(outcome, code, message, stalled=not transient), coords
-    except (ServiceRequestError, ConflictPersists, OSError) as exc:
-        outcome.retry_after = retry_seconds
-        return _not_ready(outcome, "AzureUnreachable", _short(str(exc)), stalled=False), coords
+    except CLASSIFIED as exc:
+        error = classify(exc, identity=_identity(namespace, spec), default_fix=None)
+        return _not_ready(outcome, error, retry_seconds), coords
     if snapshot is None:
         message = (
             f"Azure account {spec.account_name} not found in resource group {spec.resource_group} of subscription "
             f"{spec.subscription_id}: check spec.accountName, spec.resourceGroup and spec.subscriptionId, or set "
             "spec.management: Managed with spec.location to have the operator create it"
         )
-        outcome.retry_after = retry_seconds * 4
-        return _not_ready(outcome, "AccountNotFound", message, stalled=True), coords
+        error = Classified("AccountNotFound", message, transient=False, retry_factor=SLOW)
+        return _not_ready(outcome, error, retry_seconds), coords
     outcome.status.update(
         resourceId=snapshot.resource_id,
         location=snapshot.location,
@@ -116,10 +91,10 @@ async def reconcile_account(
     )
     state = (snapshot.provisioning_state or "Succeeded").lower()
     if state != "succeeded":
-        outcome.retry_after = retry_seconds
         reason = "AccountFailed" if state == "failed" else "AccountProvisioning"
+        message = f"provisioningState is {snapshot.provisioning_state}"
         return _not_ready(
-            outcome, reason, f"provisioningState is {snapshot.provisioning_state}", stalled=state == "failed"
+            outcome, Classified(reason, message, transient=state != "failed"), retry_seconds
         ), coords
     message = f"{spec.account_name} ({snapshot.kind}) in {snapshot.location}"
     outcome.conditions += [
@@ -130,22 +105,8 @@ async def reconcile_account(
     return outcome, coords
 
 
-# What to change for the Azure refusals an account meets (Azure's own message says what is wrong).
-_ACCOUNT_FIXES = {
-    "AuthorizationFailed": "give {identity} a role on the account (see docs/install.md)",
-    "LocationNotAvailableForResourceType": "set spec.location to one of the regions Azure lists",
-    "CustomDomainInUse": "set spec.customSubDomainName to a subdomain no other account uses",
-    "InvalidAuthenticationTokenTenant": "check {identity}: its tenant must own spec.subscriptionId",
-}
-
-
 def _identity(namespace: str, spec: FoundryAccountSpec) -> str:
     """The identity that speaks for this account, named for a message (never its secret)."""
     if spec.credentials.source == CredentialSource.SECRET and spec.credentials.secret_ref is not None:
         return f"the service principal in Secret {namespace}/{spec.credentials.secret_ref.name} (spec.credentials.secretRef)"
     return "the operator's own identity (workload identity, or AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
-
-
-def _short(text: str) -> str:
-    """Azure identity errors can be long; keep the first line (they never contain the secret)."""
-    return text.strip().splitlines()[0][:500] if text.strip() else "unknown error"

@@ -24,7 +24,15 @@ from foundry_operator.outcome import Outcome
 from foundry_operator.publishing import primary_endpoint
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import seed_entries
-from foundry_operator.views import AccountView, Claim, KeyClaim, account_key, claim_key, key_claims_key
+from foundry_operator.views import (
+    AccountView,
+    KeyClaim,
+    NameClaim,
+    account_key,
+    key_claims_key,
+    name_key,
+    seniority,
+)
 
 
 @dataclass
@@ -71,8 +79,8 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
         store = accounts_index.get(account_key(namespace, name))
         return next(iter(store), None) if store else None
 
-    def claims(account_id: str, deployment_name: str) -> list[Claim]:
-        return list(deployments_index.get(claim_key(account_id, deployment_name), []))
+    def name_claims(deployment_name: str) -> list[NameClaim]:
+        return list(deployments_index.get(name_key(deployment_name), []))
 
     def key_claims(namespace: str, config_map: str) -> list[KeyClaim]:
         return list(deployments_index.get(key_claims_key(namespace, config_map), []))
@@ -90,7 +98,7 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
     def all_accounts() -> list[AccountView]:
         return [next(iter(store)) for key, store in accounts_index.items() if key[0] == "account" and store]
 
-    return World(account, claims, published, primary, all_accounts, key_claims)
+    return World(account, name_claims, published, primary, all_accounts, key_claims)
 
 
 def apply_outcome(
@@ -132,6 +140,4 @@ def backoff(delay: float, retry: int, cap: float) -> float:
 
 
 def object_ref(meta: Mapping[str, Any], namespace: str | None, name: str | None) -> ObjectRef:
-    return ObjectRef(
-        str(namespace), str(name), str(meta.get("creationTimestamp", "")), meta.get("generation")
-    )
+    return ObjectRef(str(namespace), str(name), seniority(meta), meta.get("generation"))

@@ -11,31 +11,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-)
+from azure.core.exceptions import HttpResponseError
 from kubernetes.client import CoreV1Api
-from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.access import review_access
 from foundry_operator.api.models import (
     FoundryDeploymentSpec,
 )
-from foundry_operator.azure.arm import (
-    AccountCoordinates,
-    AzureGateway,
-    DeploymentSnapshot,
-    is_validation_error,
-)
-from foundry_operator.azure.writes import ConflictPersists, error_code, error_message
+from foundry_operator.azure.arm import AccountCoordinates, AzureGateway, DeploymentSnapshot
+from foundry_operator.azure.writes import error_message
 from foundry_operator.conditions import (
     DEPLOYED,
     ConditionUpdate,
 )
+from foundry_operator.errors import CLASSIFIED, classify
 from foundry_operator.kube import ConfigMapPublisher
-from foundry_operator.observe import TRANSIENT_AZURE_ERRORS, ObjectRef, Observer, World, typed_status
-from foundry_operator.outcome import Outcome
+from foundry_operator.observe import ObjectRef, Observer, World, typed_status
+from foundry_operator.outcome import Outcome, failed, stalled
 from foundry_operator.planning import (
     DeleteRetired,
     Deploy,
@@ -46,13 +38,10 @@ from foundry_operator.planning import (
     Retire,
     Serve,
     plan,
-    stalled,
-    transient,
 )
 from foundry_operator.publishing import PublishedEntry
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import SteadyState
-from foundry_operator.views import Claim
 
 
 class DeploymentReconciler(SteadyState):
@@ -82,28 +71,8 @@ class DeploymentReconciler(SteadyState):
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         try:
             return await self._reconcile(obj, spec, status, world, outcome)
-        except ConflictPersists as exc:
-            # Azure answered, but someone else's write kept the account busy through every attempt.
-            message = (
-                f"RequestConflict: {_first_line(exc)} (another writer, not this operator, keeps the "
-                "Azure account busy; retrying with backoff)"
-            )
-            return self._transient(outcome, "AccountBusy", message)
-        except TRANSIENT_AZURE_ERRORS as exc:
-            return self._transient(outcome, "AzureUnavailable", f"Azure did not answer: {_first_line(exc)}")
-        except ClientAuthenticationError as exc:
-            return self._transient(outcome, "AzureAuthenticationFailed", _first_line(exc), factor=4)
-        except HttpResponseError as exc:
-            code = error_code(exc) or f"HTTP{exc.status_code}"
-            factor = 4 if exc.status_code in (401, 403) else 1
-            return self._transient(outcome, code, f"Azure: {error_message(exc)}", factor=factor)
-        except ApiException as exc:
-            return self._transient(
-                outcome, "KubernetesUnavailable", f"Kubernetes API: HTTP {exc.status} {exc.reason}"
-            )
-
-    def _transient(self, outcome: Outcome, reason: str, message: str, factor: float = 1) -> Outcome:
-        return transient(outcome, reason, message, self.settings.transient_retry_seconds * factor)
+        except CLASSIFIED as exc:
+            return failed(outcome, classify(exc), self.settings.transient_retry_seconds)
 
     async def _reconcile(
         self,
@@ -155,8 +124,6 @@ class DeploymentReconciler(SteadyState):
                 )
             elif isinstance(step, Deploy):
                 coords = coordinates[step.account.arm_id.lower()]
-                key = (coords.arm_id.lower(), step.desired.name.lower())
-                self.observer.pending_claims[key] = Claim(obj.owner, obj.created)
                 snapshot = await self._deploy(coords, step, obj, outcome)
                 if snapshot is None:
                     return outcome  # refused: the old deployment and the keys stay as they were
@@ -260,14 +227,17 @@ class DeploymentReconciler(SteadyState):
         try:
             snapshot = await self.azure.put_deployment(coords, desired, account.location)
         except HttpResponseError as exc:
-            if not is_validation_error(exc):
+            error = classify(exc, replacement=step.replacement)
+            if error.transient:
                 raise
-            code = error_code(exc) or f"HTTP{exc.status_code}"
-            message = (
-                f"Azure refused {desired.name} on {account.account_name}: {code}: {error_message(exc)} "
-                f"(fix: {_fix_for_refusal(code, step.replacement)})"
+            message = f"Azure refused {desired.name} on {account.account_name}: {error.reason}: {error_message(exc)}"
+            refused = replace(error, message=message)
+            failed(
+                outcome,
+                refused,
+                self.settings.transient_retry_seconds,
+                ConditionUpdate(DEPLOYED, False, error.reason, refused.text),
             )
-            stalled(outcome, code, message, ConditionUpdate(DEPLOYED, False, code, message))
             outcome.status["failedGeneration"] = obj.generation
             return None
         verb = "Created" if existing is None else "Updated"
@@ -278,19 +248,3 @@ class DeploymentReconciler(SteadyState):
             f"in {account.location}{detail}",
         )
         return snapshot
-
-
-def _fix_for_refusal(code: str, replacement: str | None) -> str:
-    """What to change when Azure refuses a write as invalid (it is not retried until the spec changes)."""
-    if code in ("ServiceModelDeprecating", "ServiceModelDeprecated"):
-        return "change spec.model" + (f" to the catalog's replacement, {replacement}" if replacement else "")
-    if code == "InsufficientQuota":
-        return "lower spec.sku.capacity, or request more quota for the region"
-    if code == "CannotChangeDeploymentModel":
-        return "set spec.deploymentName to a new name"
-    return "change spec.model or spec.sku as Azure's message says"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else type(exc).__name__

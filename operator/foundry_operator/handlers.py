@@ -11,19 +11,15 @@ import time
 from typing import Any
 
 import kopf
-from azure.core.exceptions import HttpResponseError
 from kopf._core.actions.execution import HandlerChildrenRetry  # a TemporaryError kopf logs at debug
-from kubernetes.client.exceptions import ApiException
 
-from foundry_operator.accounts import PrincipalUnavailable, reconcile_account, resolve_principal
-from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec, default_key
+from foundry_operator.accounts import reconcile_account, resolve_principal
+from foundry_operator.api.models import GROUP, VERSION, FoundryAccountSpec
 from foundry_operator.azure.arm import AccountCoordinates
 from foundry_operator.conditions import (
     IN_USE,
     READY,
-    STALLED,
     ConditionUpdate,
-    condition,
     is_true,
     merge_conditions,
 )
@@ -35,19 +31,12 @@ from foundry_operator.context import (
     object_ref,
     placed_on,
 )
-from foundry_operator.observe import TRANSIENT_AZURE_ERRORS, World
+from foundry_operator.errors import CLASSIFIED, PrincipalUnavailable, classify
+from foundry_operator.observe import World, typed_status
 from foundry_operator.outcome import Outcome
 from foundry_operator.publishing import primary_endpoint
-from foundry_operator.steady import AzureTransient, seed_entries
-from foundry_operator.views import (
-    Claim,
-    KeyClaim,
-    account_key,
-    account_view,
-    claim_key,
-    entry_from_status,
-    key_claims_key,
-)
+from foundry_operator.steady import Resync, resync_kind, seed_entries
+from foundry_operator.views import account_key, account_view, deployment_index_entries
 
 ACCOUNTS = (GROUP, VERSION, "foundryaccounts")
 DEPLOYMENTS = (GROUP, VERSION, "foundrydeployments")
@@ -80,22 +69,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     def foundry_deployments(
         namespace: str, name: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
-        created = str(meta.get("creationTimestamp", ""))
-        keys = tuple(spec.get("keys") or [default_key(name)])
-        result: dict[Any, Any] = {
-            key_claims_key(namespace, spec.get("configMapName", "llm-config")): KeyClaim(
-                f"{namespace}/{name}", created, keys
-            )
-        }
-        config_map = status.get("configMapName") or spec.get("configMapName", "llm-config")
-        entry = entry_from_status(namespace, name, created, status)
-        if entry is not None:
-            result[("published", namespace, config_map)] = entry
-        resource_id = str(status.get("resourceId") or "")
-        if "/deployments/" in resource_id and not is_true(status.get("conditions"), "Conflict"):
-            account_id, deployment_name = resource_id.rsplit("/deployments/", 1)
-            result[claim_key(account_id, deployment_name)] = Claim(f"{namespace}/{name}", created)
-        return result
+        return deployment_index_entries(namespace, name, meta, spec, status)
 
     # -- FoundryAccount ----------------------------------------------------------------------------
 
@@ -206,7 +180,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         try:
             principal = await resolve_principal(ctx.core, namespace, parsed)
         except PrincipalUnavailable as exc:
-            raise kopf.TemporaryError(str(exc), delay=ctx.settings.transient_retry_seconds) from exc
+            raise kopf.TemporaryError(classify(exc).text, delay=ctx.settings.transient_retry_seconds) from exc
         coords = AccountCoordinates(
             parsed.subscription_id, parsed.resource_group, parsed.account_name, principal
         )
@@ -311,53 +285,36 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             return
         world = make_world(foundry_accounts, foundry_deployments)
         obj = object_ref(meta, namespace, name)
-        conditions = status.get("conditions")
-        if status.get("retiring"):
-            # A drain may have ended while no handler was due (after a restart, say): finish it.
+        kind = resync_kind(spec, typed_status(status), status.get("conditions"), obj.generation)
+        if kind is Resync.RECONCILE:
             await reconcile_deployment_object(
                 namespace, name, spec, meta, status, patch, body, world, "resync"
             )
             return
-        accounts = spec.get("accounts") or []
-        if (
-            spec.get("placementPolicy") == "PreferFirst"
-            and is_true(conditions, READY)
-            and accounts
-            and status.get("accountRef") != accounts[0]
-        ):
-            # A more preferred candidate may have become eligible: place again (cached reads; a
-            # write only when it moves).
-            await reconcile_deployment_object(
-                namespace, name, spec, meta, status, patch, body, world, "resync"
-            )
+        if kind is Resync.SKIP:
             return
-        if is_true(conditions, READY):
-            try:
-                drift = await ctx.deployments.drift(obj, spec, status, world)
-            except (*TRANSIENT_AZURE_ERRORS, HttpResponseError, PrincipalUnavailable, ApiException) as exc:
-                kopf.warn(body, reason="ResyncFailed", message=f"drift check failed, will retry: {exc}")
+        try:
+            drift = await ctx.deployments.drift(obj, spec, status, world)
+            if not drift.changes and not drift.upgrade:
+                outcome = await ctx.deployments.refresh(obj, spec, status, world)
+                conditions = apply_outcome(patch, status, outcome, obj.generation, body)
+                ctx.record_readiness(obj.owner, conditions)
                 return
-            if drift:
-                kopf.warn(body, reason="DriftDetected", message=drift)
-                outcome = await reconcile_deployment_object(
-                    namespace, name, spec, meta, status, patch, body, world, "repair"
-                )
-                if is_true(merge_conditions(conditions, outcome.conditions, obj.generation), READY):
-                    kopf.event(body, type="Normal", reason="DriftRepaired", message=f"repaired: {drift}")
-                return
-            outcome = await ctx.deployments.refresh(obj, spec, status, world)
-            conditions = apply_outcome(patch, status, outcome, obj.generation, body)
-            ctx.record_readiness(obj.owner, conditions)
+        except CLASSIFIED as exc:
+            # The deployment still serves: Ready stays as it is, the next tick looks again.
+            kopf.warn(body, reason="ResyncFailed", message=f"will look again: {classify(exc).text}")
             return
-        stalled = condition(conditions, STALLED)
-        refused_by_azure = stalled is not None and status.get("failedGeneration") == obj.generation
-        if not refused_by_azure:
-            # Placement may succeed now (a model rolled out, quota raised, an account became Ready),
-            # or a transient failure of an earlier resync is due for another try. kopf runs one
-            # handler per object at a time, so this never races the change handler.
-            await reconcile_deployment_object(
-                namespace, name, spec, meta, status, patch, body, world, "resync"
-            )
+        for change in drift.changes:
+            kopf.warn(body, reason="DriftDetected", message=change)
+        # Plan again: a repair writes; Azure's upgrade is accepted and announced (VersionUpgraded).
+        outcome = await reconcile_deployment_object(
+            namespace, name, spec, meta, status, patch, body, world, "repair"
+        )
+        repaired = is_true(
+            merge_conditions(status.get("conditions"), outcome.conditions, obj.generation), READY
+        )
+        for change in drift.changes if repaired else ():
+            kopf.event(body, type="Normal", reason="DriftRepaired", message=f"repaired: {change}")
 
     @kopf.on.delete(*DEPLOYMENTS, id="deployment-delete", registry=registry)
     async def deployment_deleted(
@@ -378,14 +335,8 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         try:
             async with ctx.busy[obj.owner]:
                 done = await ctx.deployments.delete(obj, spec, status, world)
-        except (
-            AzureTransient,
-            PrincipalUnavailable,
-            HttpResponseError,
-            ApiException,
-            *TRANSIENT_AZURE_ERRORS,
-        ) as exc:
-            message = f"cannot finish deletion yet, finalizer kept: {exc}"
+        except CLASSIFIED as exc:
+            message = f"cannot finish deletion yet, finalizer kept: {classify(exc).text}"
             patch.status["conditions"] = merge_conditions(
                 status.get("conditions"),
                 [ConditionUpdate(READY, False, "DeletionBlocked", message)],

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from kubernetes.client import CoreV1Api
 
-from foundry_operator.accounts import PrincipalUnavailable, resolve_principal
+from foundry_operator.accounts import resolve_principal
 from foundry_operator.api.models import (
     FoundryDeploymentSpec,
     FoundryDeploymentStatus,
@@ -24,20 +23,13 @@ from foundry_operator.api.models import (
     split_account_ref,
 )
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
-from foundry_operator.azure.writes import ConflictPersists
 from foundry_operator.catalog import QuotaUsage, RegionCatalog
+from foundry_operator.errors import CLASSIFIED, PrincipalUnavailable
 from foundry_operator.placement import Candidate, resolve_version
-from foundry_operator.planning import AccountFacts, DeploymentFacts, Elsewhere
+from foundry_operator.plans import AccountFacts, DeploymentFacts
 from foundry_operator.publishing import PublishedEntry
-from foundry_operator.views import AccountView, Claim, KeyClaim
-
-TRANSIENT_AZURE_ERRORS = (
-    ServiceRequestError,
-    ServiceResponseError,
-    ConflictPersists,
-    OSError,
-    asyncio.TimeoutError,
-)
+from foundry_operator.refusals import Elsewhere
+from foundry_operator.views import AccountView, KeyClaim, NameClaim
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ class World:
     """What the operator's indexes know when a handler runs (lookups, so handlers stay thin)."""
 
     account: Callable[[str, str], AccountView | None]
-    claims: Callable[[str, str], list[Claim]]
+    name_claims: Callable[[str], list[NameClaim]]
     published: Callable[[str, str], Iterable[PublishedEntry]]
     primary_endpoint: Callable[[str], str | None]
     all_accounts: Callable[[], list[AccountView]]
@@ -69,8 +61,6 @@ class Observer:
         self.azure = azure
         self.core = core
         self.clock = clock
-        # Claims taken in this process before they show in any status (two objects racing for one name).
-        self.pending_claims: dict[tuple[str, str], Claim] = {}
 
     async def _candidates(
         self,
@@ -145,15 +135,6 @@ class Observer:
         catalogs, usages = await self._world_for(usable)
         ids = list(coordinates)
         listings = await asyncio.gather(*(self.azure.list_deployments(coordinates[i]) for i in ids))
-        name = spec.effective_deployment_name()
-        name_claims: dict[tuple[str, str], list[Claim]] = {}
-        for account in accounts.values():
-            key = (account.arm_id.lower(), name.lower())
-            claims = list(world.claims(account.arm_id, name))
-            pending = self.pending_claims.get(key)
-            if pending is not None and pending.owner not in {c.owner for c in claims}:
-                claims.append(pending)
-            name_claims[key] = claims
         facts = DeploymentFacts(
             owner=obj.owner,
             namespace=obj.namespace,
@@ -167,8 +148,7 @@ class Observer:
             catalogs=catalogs,
             usages=usages,
             deployments=dict(zip(ids, listings, strict=True)),
-            name_claims=name_claims,
-            published=list(world.published(obj.namespace, spec.config_map_name)),
+            name_claims=world.name_claims(spec.effective_deployment_name()),
             key_claims=world.key_claims(obj.namespace, spec.config_map_name),
             now=self.clock(),
             retiring_accounts=retiring_accounts,
@@ -208,24 +188,28 @@ class Observer:
             for catalog in facts.catalogs.values()
             for offer in catalog.offers_for(spec.model.name, spec.model.format)
         ]
-        fitting: list[str] = []
+        fitting: list[tuple[str, str]] = []
+        tried: list[str] = []
         for view in others:
             try:
                 principal = await resolve_principal(self.core, view.namespace, view.spec)
                 catalog = await self.azure.catalog(view.coordinates(principal), str(view.location))
-            except (PrincipalUnavailable, HttpResponseError, *TRANSIENT_AZURE_ERRORS):
+            except CLASSIFIED:  # where else it fits is advice: an account that cannot be read is skipped
                 continue
             found = catalog.offers_for(spec.model.name, spec.model.format, view.kind)
             offers += found
             if resolve_version(found, spec.model.version) is not None:
-                ref = view.name if view.namespace == obj.namespace else view.ref
-                fitting.append(f"{ref} ({view.location})")
+                fitting.append(
+                    (view.name if view.namespace == obj.namespace else view.ref, str(view.location))
+                )
+            else:
+                tried.append(str(view.location))
         # The model capacities API needs a version: without one in the spec, the catalogs' default.
         resolved = resolve_version(offers, spec.model.version)
         version = spec.model.version or (resolved.version if resolved else None)
         first = next(iter(facts.accounts.values()))
         if version is None:
-            return Elsewhere((), tuple(fitting))
+            return Elsewhere((), tuple(fitting), tuple(tried))
         try:
             offered = await self.azure.offered_regions(
                 coordinates[first.arm_id.lower()],
@@ -234,9 +218,9 @@ class Observer:
                 version,
                 spec.sku.name.value,
             )
-        except (HttpResponseError, *TRANSIENT_AZURE_ERRORS):
+        except CLASSIFIED:
             offered = ()
-        return Elsewhere(tuple(offered), tuple(fitting))
+        return Elsewhere(tuple(offered), tuple(fitting), tuple(tried))
 
 
 def typed_status(raw: Mapping[str, Any]) -> FoundryDeploymentStatus:

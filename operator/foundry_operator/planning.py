@@ -13,8 +13,6 @@ holds one deployment), so it is refused with the fix and the old deployment keep
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,182 +24,60 @@ from foundry_operator.api.models import (
     VersionUpgradeOption,
 )
 from foundry_operator.azure.arm import OWNER_TAG, DeploymentSnapshot, DesiredDeployment
-from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog
 from foundry_operator.conditions import (
     CONFLICT,
     PLACED,
     PUBLISHED,
-    READY,
-    RECONCILING,
-    STALLED,
     ConditionUpdate,
     now_rfc3339,
 )
-from foundry_operator.outcome import Outcome
-from foundry_operator.placement import (
-    Candidate,
-    DeploymentRequest,
-    Placement,
-    Refusal,
-    place,
-    refusal_message,
+from foundry_operator.outcome import Outcome, stalled, transient
+from foundry_operator.placement import Candidate, DeploymentRequest, Placement, place
+from foundry_operator.plans import (
+    ACCOUNT_WAIT_SECONDS,
+    AccountFacts,
+    DeleteRetired,
+    Deploy,
+    DeploymentFacts,
+    LeaveRetired,
+    LookElsewhere,
+    Plan,
+    Publish,
+    Retire,
+    Serve,
+    Step,
+    owner_tag,
 )
-from foundry_operator.publishing import PublishedEntry, endpoint_for_format
-from foundry_operator.views import Claim, KeyClaim
+from foundry_operator.publishing import endpoint_for_format
+from foundry_operator.refusals import (
+    Blocker,
+    Elsewhere,
+    foreign_deployment,
+    keys_taken,
+    model_change_needs_new_name,
+    name_claimed,
+    not_placed,
+)
+from foundry_operator.views import NameClaim
 
-# How soon to look again while a FoundryAccount is not Ready yet (accounts applied with deployments).
-ACCOUNT_WAIT_SECONDS = 3.0
+__all__ = [
+    "AccountFacts",
+    "DeleteRetired",
+    "Deploy",
+    "DeploymentFacts",
+    "Elsewhere",
+    "LeaveRetired",
+    "LookElsewhere",
+    "Plan",
+    "Publish",
+    "Retire",
+    "Serve",
+    "Step",
+    "owner_tag",
+    "plan",
+]
 
-
-def owner_tag(owner: str) -> str:
-    return owner.replace("/", ".")
-
-
-@dataclass(frozen=True)
-class AccountFacts:
-    """A usable candidate account (Ready, allowed, credentials resolved)."""
-
-    ref: str  # as written in spec.accounts
-    namespace: str
-    name: str
-    account_name: str
-    location: str | None
-    kind: str | None
-    arm_id: str
-    endpoint: str | None
-    endpoints: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Elsewhere:
-    """Where else the model could go, read only when placement failed (it costs extra reads)."""
-
-    offered_regions: tuple[str, ...] = ()
-    fitting_accounts: tuple[str, ...] = ()  # "name (region)" of other accounts that offer it
-
-
-@dataclass(frozen=True)
-class DeploymentFacts:
-    owner: str  # namespace/name
-    namespace: str
-    name: str
-    created: str
-    keys: tuple[str, ...]
-    spec: FoundryDeploymentSpec
-    status: FoundryDeploymentStatus
-    candidates: tuple[Candidate, ...]
-    accounts: Mapping[str, AccountFacts]  # usable candidates by ref
-    catalogs: Mapping[str, RegionCatalog]
-    usages: Mapping[str, Mapping[str, QuotaUsage]]
-    # What Azure holds: deployments by account ARM id (lower case), then name (lower case).
-    deployments: Mapping[str, Mapping[str, DeploymentSnapshot]]
-    # Other objects' claims on Azure deployment names: (account id lower, name lower) -> claims.
-    name_claims: Mapping[tuple[str, str], Sequence[Claim]]
-    published: Sequence[PublishedEntry]  # entries of the ConfigMap, every object's
-    now: datetime
-    retiring_accounts: Mapping[str, str] = field(default_factory=dict)  # qualified ref -> ARM id
-    key_claims: Sequence[KeyClaim] = ()  # every object's spec.keys in this ConfigMap
-    retry_seconds: float = ACCOUNT_WAIT_SECONDS  # the operator's transient retry delay
-    elsewhere: Elsewhere | None = None
-
-
-# -- steps ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LookElsewhere:
-    """Placement failed: read where else the model is offered, then plan again."""
-
-
-@dataclass(frozen=True)
-class Deploy:
-    account: AccountFacts
-    desired: DesiredDeployment
-    existing: DeploymentSnapshot | None
-    replacement: str | None  # the catalog's replacement model, named if Azure refuses the model
-
-
-@dataclass(frozen=True)
-class Serve:
-    """The Azure deployment as it is (no write needed): adopted or unchanged."""
-
-    account: AccountFacts
-    existing: DeploymentSnapshot
-    adopted: bool
-
-
-@dataclass(frozen=True)
-class Publish:
-    account: AccountFacts
-    keys: tuple[str, ...]
-    endpoint: str | None
-    api_flavor: str
-    offer: ModelOffer  # the catalog entry: capabilities, retirement date and replacement
-
-
-@dataclass(frozen=True)
-class Retire:
-    """Record the replaced deployment with the end of its drain (in the same status patch as the switch)."""
-
-    deployment: RetiringDeployment
-
-
-@dataclass(frozen=True)
-class DeleteRetired:
-    deployment: RetiringDeployment
-    arm_id: str
-
-
-@dataclass(frozen=True)
-class LeaveRetired:
-    """A replaced deployment this object did not create (adopted), or Orphan policy: left, reported."""
-
-    deployment: RetiringDeployment
-    why: str
-
-
-Step = LookElsewhere | Deploy | Serve | Publish | Retire | DeleteRetired | LeaveRetired
-
-
-@dataclass
-class Plan:
-    steps: list[Step]
-    outcome: Outcome  # status fields, conditions and Events decided before any step runs
-    placement: Placement | None = None
-    requeue_after: float | None = None  # the next drain ends then: come back, nothing failed
-
-    @property
-    def writes(self) -> list[Step]:
-        return [s for s in self.steps if isinstance(s, (Deploy, DeleteRetired))]
-
-
-# -- condition helpers (shared with the executor) -------------------------------------------------
-
-
-def transient(outcome: Outcome, reason: str, message: str, retry_seconds: float) -> Outcome:
-    outcome.conditions += [
-        ConditionUpdate(READY, False, reason, message),
-        ConditionUpdate(RECONCILING, True, reason, message),
-        ConditionUpdate(STALLED, False, reason),
-    ]
-    outcome.retry_after = retry_seconds
-    outcome.retry_message = message
-    return outcome
-
-
-def stalled(outcome: Outcome, reason: str, message: str, *extra: ConditionUpdate) -> Outcome:
-    outcome.conditions += [
-        ConditionUpdate(READY, False, reason, message),
-        ConditionUpdate(STALLED, True, reason, message),
-        ConditionUpdate(RECONCILING, False, reason),
-        *extra,
-    ]
-    outcome.warn(reason, message)
-    return outcome
+# -- status helpers ------------------------------------------------------------------------------
 
 
 def without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
@@ -259,40 +135,16 @@ def plan(facts: DeploymentFacts) -> Plan:
     if not facts.accounts:
         return _no_usable_account(facts, result)
 
-    spec = facts.spec
-    status = facts.status
-    current_ref = status.account_ref if status.account_ref in facts.accounts else None
-    # PreferFirst: the current account is only one candidate among others, the first eligible wins.
-    sticky_ref = current_ref if spec.placement_policy == PlacementPolicy.STICKY else None
-    request = DeploymentRequest(
-        spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
-    )
-    # What already runs under the target name with this model, per candidate: its capacity is in the
-    # usages already, and Azure lets a Deprecating version serve it (new deployments are refused).
-    target = spec.effective_deployment_name().lower()
-    running = {
-        ref: found
-        for ref, account in facts.accounts.items()
-        if (found := facts.deployments.get(account.arm_id.lower(), {}).get(target)) is not None
-        and same_model(found, spec.model.name, spec.model.format)
-    }
-    placement = place(
-        request,
-        facts.candidates,
-        facts.catalogs,
-        facts.usages,
-        facts.now,
-        current_account=sticky_ref,
-        deployed_capacity={ref: found.capacity or 0 for ref, found in running.items()},
-        running_versions={ref: found.model_version for ref, found in running.items() if found.model_version},
-    )
+    spec, status = facts.spec, facts.status
+    placement = _place(facts)
     result.placement = placement
     outcome.status["candidates"] = candidate_status(placement)
     if placement.chosen is None:
         if facts.elsewhere is None:
             result.steps = [LookElsewhere()]
             return result
-        return _refused(facts, request, placement, facts.elsewhere, result)
+        refused = not_placed(_request(spec), placement, facts.elsewhere)
+        return _block(result, refused, ConditionUpdate(PLACED, False, refused.code, refused.text))
 
     chosen = placement.chosen
     assert chosen.offer is not None and chosen.sku is not None and chosen.capacity is not None
@@ -304,74 +156,36 @@ def plan(facts: DeploymentFacts) -> Plan:
             f"waiting for FoundryAccount {preferred.ref}, listed before {chosen.candidate.ref} in "
             "spec.accounts, to be reconciled before placing"
         )
-        return _stop(
-            result,
-            transient(outcome, "AccountNotReady", message, min(facts.retry_seconds, ACCOUNT_WAIT_SECONDS)),
-        )
+        return _wait(result, "AccountNotReady", message, facts.retry_seconds)
     account = facts.accounts[chosen.candidate.ref]
     name = spec.effective_deployment_name()
     target_id = f"{account.arm_id}/deployments/{name}".lower()
 
-    rival = _rival(facts, account.arm_id, name)
-    if rival is not None:
+    claimed = claims_blocker(facts, account)
+    if isinstance(claimed, NameClaim):
         message = (
-            f"Azure deployment {name} on account {account.account_name} belongs to FoundryDeployment "
-            f"{rival}; set spec.deploymentName to another name or delete one of them"
+            f"waiting for FoundryDeployment {claimed.owner}, older and also asking for Azure deployment "
+            f"{name} on {account.account_name}, to be placed first"
         )
-        return _stop(
-            result,
-            stalled(
-                outcome,
-                "Conflict",
-                message,
-                ConditionUpdate(CONFLICT, True, "DeploymentOwned", message),
-                ConditionUpdate(PLACED, False, "Conflict", message),
-            ),
-        )
-
-    # Keys an older object already publishes: refused before paying for a deployment no key
-    # would point at (a deployed object that later loses a key is handled when publishing).
-    held = keys_held(facts)
-    if held and not status.resource_id:
-        winners = ", ".join(f"{key} (held by {owner})" for key, owner in sorted(held.items()))
-        message = f"keys already published by another FoundryDeployment: {winners}; choose other spec.keys"
-        return _stop(
-            result,
-            stalled(
-                outcome, "KeyConflict", message, ConditionUpdate(PUBLISHED, False, "KeyConflict", message)
-            ),
-        )
-
+        return _wait(result, "ClaimPending", message, facts.retry_seconds)
+    blocker: Blocker | None = claimed
     existing = facts.deployments.get(account.arm_id.lower(), {}).get(name.lower())
     ours = existing is not None and existing.tags.get(OWNER_TAG) == owner_tag(facts.owner)
-    if existing is not None and not same_model(existing, spec.model.name, spec.model.format):
-        if not ours:
-            message = (
-                f"Azure deployment {name} on account {account.account_name} already exists with model "
-                f"{existing.model_format}/{existing.model_name}, not {spec.model.format}/{spec.model.name}; it is not "
-                f"managed by this object: set spec.deploymentName to another name"
-            )
-            reason = "ForeignDeployment"
-        else:
-            # One name holds one deployment and Azure cannot change its model in place: replacing
-            # it under the same name would leave the name serving nothing for a whole create.
-            message = (
-                f"Azure deployment {name} on account {account.account_name} runs {existing.model_format}/"
-                f"{existing.model_name}; a model change needs a new deployment name so the old one keeps "
-                f"serving until the new one is ready: set spec.deploymentName to a new name (or remove it: "
-                f"it defaults to the model name, {spec.model.name})"
-            )
-            reason = "ModelChangeNeedsNewName"
-        return _stop(
-            result,
-            stalled(
-                outcome,
-                "Conflict",
-                message,
-                ConditionUpdate(CONFLICT, True, reason, message),
-                ConditionUpdate(PLACED, False, "Conflict", message),
-            ),
-        )
+    if (
+        blocker is None
+        and existing is not None
+        and not same_model(existing, spec.model.name, spec.model.format)
+    ):
+        args = (name, account.account_name, existing.model_format, existing.model_name)
+        blocker = model_change_needs_new_name(*args, spec.model.name) if ours else foreign_deployment(*args)
+    if blocker is not None:
+        extra = [ConditionUpdate(PUBLISHED, False, blocker.code, blocker.text)]
+        if blocker.code == CONFLICT:
+            extra = [
+                ConditionUpdate(CONFLICT, True, blocker.detail or CONFLICT, blocker.text),
+                ConditionUpdate(PLACED, False, CONFLICT, blocker.text),
+            ]
+        return _block(result, blocker, *extra)
 
     outcome.conditions += [
         ConditionUpdate(CONFLICT, False, "NoConflict"),
@@ -397,8 +211,7 @@ def plan(facts: DeploymentFacts) -> Plan:
     if existing is None or _needs_write(existing, desired):
         result.steps.append(Deploy(account, desired, existing, chosen.offer.replacement))
     else:
-        adopted = not ours and not status.resource_id
-        result.steps.append(Serve(account, existing, adopted))
+        result.steps.append(Serve(account, existing, adopted=not ours and not status.resource_id))
 
     endpoint, flavour = endpoint_for_format(account.endpoints, account.endpoint, desired.model_format)
     result.steps.append(Publish(account, facts.keys, endpoint, flavour, chosen.offer))
@@ -419,28 +232,79 @@ def plan(facts: DeploymentFacts) -> Plan:
     return result
 
 
-def keys_held(facts: DeploymentFacts) -> dict[str, str]:
-    """Which of this object's keys an older object publishes, or asks for in its spec (key -> owner).
+def _request(spec: FoundryDeploymentSpec) -> DeploymentRequest:
+    return DeploymentRequest(
+        spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
+    )
 
-    Older: (creationTimestamp, namespace/name), the order the publisher resolves conflicts in.
+
+def _place(facts: DeploymentFacts) -> Placement:
+    spec = facts.spec
+    # PreferFirst: the current account is only one candidate among others, the first eligible wins.
+    current = facts.status.account_ref if facts.status.account_ref in facts.accounts else None
+    # What already runs under the target name with this model, per candidate: its capacity is in the
+    # usages already, and Azure lets a Deprecating version serve it (new deployments are refused).
+    target = spec.effective_deployment_name().lower()
+    running = {
+        ref: found
+        for ref, account in facts.accounts.items()
+        if (found := facts.deployments.get(account.arm_id.lower(), {}).get(target)) is not None
+        and same_model(found, spec.model.name, spec.model.format)
+    }
+    return place(
+        _request(spec),
+        facts.candidates,
+        facts.catalogs,
+        facts.usages,
+        facts.now,
+        current_account=current if spec.placement_policy == PlacementPolicy.STICKY else None,
+        deployed_capacity={ref: found.capacity or 0 for ref, found in running.items()},
+        reserved=facts.reserved,
+        offered_regions=facts.elsewhere.offered_regions if facts.elsewhere else (),
+        running_versions={ref: found.model_version for ref, found in running.items() if found.model_version},
+    )
+
+
+def _older(claim_created: str, claim_owner: str, facts: DeploymentFacts) -> bool:
+    return (claim_created, claim_owner) < (facts.created, facts.owner)
+
+
+def claims_blocker(facts: DeploymentFacts, account: AccountFacts) -> Blocker | NameClaim | None:
+    """Who else holds or asks for this name on this account, or these keys: decided before any write.
+
+    A Blocker: refused (the name is held there, or an older object has the keys). A NameClaim: an
+    older object that may still take the name there; wait for it. None: go ahead."""
+    spec = facts.spec
+    name = spec.effective_deployment_name()
+    account_id = account.arm_id.lower()
+    holds = (facts.status.resource_id or "").lower() == f"{account_id}/deployments/{name.lower()}"
+    for claim in sorted(facts.name_claims, key=lambda c: (c.created, c.owner)):
+        if claim.owner == facts.owner:
+            continue
+        older = _older(claim.created, claim.owner, facts)
+        if claim.held_on == account_id and (older or not holds):
+            same = claim.model[:2] == (spec.model.format.lower(), spec.model.name.lower())
+            return name_claimed(name, account.account_name, claim.owner, same, facts.owner, facts.keys)
+        if older and claim.undecided and account.qualified in claim.candidates and not holds:
+            return claim
+    held = keys_held(facts)
+    if held and not facts.status.resource_id:
+        # Refused before paying for a deployment no key would point at (a deployed object that
+        # later loses a key is handled when publishing).
+        return keys_taken(held, facts.namespace, spec.config_map_name)
+    return None
+
+
+def keys_held(facts: DeploymentFacts) -> dict[str, str]:
+    """Which of this object's keys an older object asks for in its spec (key -> owner).
+
     Spec claims count before anything is published, so of two objects applied together the
     younger writes nothing to Azure whichever of them the operator sees first."""
     held: dict[str, str] = {}
-    claims = [(e.owner, e.created, e.keys) for e in facts.published] + [
-        (c.owner, c.created, c.keys) for c in facts.key_claims
-    ]
-    for owner, created, keys in sorted(claims, key=lambda claim: (claim[1], claim[0]), reverse=True):
-        if owner != facts.owner and (created, owner) < (facts.created, facts.owner):
-            held.update({key: owner for key in keys if key in facts.keys})
+    for claim in sorted(facts.key_claims, key=lambda c: (c.created, c.owner), reverse=True):
+        if claim.owner != facts.owner and _older(claim.created, claim.owner, facts):
+            held.update({key: claim.owner for key in claim.keys if key in facts.keys})
     return held
-
-
-def _rival(facts: DeploymentFacts, account_id: str, name: str) -> str | None:
-    holders = [
-        c for c in facts.name_claims.get((account_id.lower(), name.lower()), ()) if c.owner != facts.owner
-    ]
-    older = [c for c in holders if (c.created, c.owner) < (facts.created, facts.owner)]
-    return min(older, key=lambda c: (c.created, c.owner)).owner if older else None
 
 
 def _needs_write(existing: DeploymentSnapshot, desired: DesiredDeployment) -> bool:
@@ -499,11 +363,21 @@ def _parse_time(value: str) -> datetime | None:
         return None
 
 
-def _stop(result: Plan, outcome: Outcome) -> Plan:
-    """Refused: nothing is written for the change (due retirements still proceed)."""
-    result.outcome = outcome
+def _without_change(result: Plan) -> Plan:
+    """Nothing is written for the change (due retirements still proceed)."""
     result.steps = [s for s in result.steps if isinstance(s, (DeleteRetired, LeaveRetired))]
     return result
+
+
+def _block(result: Plan, blocker: Blocker, *extra: ConditionUpdate) -> Plan:
+    result.blocker = blocker
+    stalled(result.outcome, blocker.code, blocker.text, *extra)
+    return _without_change(result)
+
+
+def _wait(result: Plan, reason: str, message: str, retry_seconds: float) -> Plan:
+    transient(result.outcome, reason, message, min(retry_seconds, ACCOUNT_WAIT_SECONDS))
+    return _without_change(result)
 
 
 def _preferred_still_pending(facts: DeploymentFacts, chosen_ref: str) -> Candidate | None:
@@ -519,47 +393,15 @@ def _preferred_still_pending(facts: DeploymentFacts, chosen_ref: str) -> Candida
 def _no_usable_account(facts: DeploymentFacts, result: Plan) -> Plan:
     outcome = result.outcome
     candidates = facts.candidates
-    waiting = [c for c in candidates if c.problem and "is not Ready" in c.problem]
     reasons = "; ".join(f"{c.ref}: {c.problem}" for c in candidates)
     outcome.status["candidates"] = [
         without_nulls({"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""})
         for c in candidates
     ]
-    if waiting:
-        message = f"no candidate account is usable yet: {reasons}"
-        transient(outcome, "AccountNotReady", message, min(facts.retry_seconds, ACCOUNT_WAIT_SECONDS))
-        return result
-    stalled(
-        outcome,
-        "NoUsableAccount",
-        f"no candidate account can be used: {reasons}",
-        ConditionUpdate(PLACED, False, "NoUsableAccount", reasons),
-    )
-    return result
-
-
-def _refused(
-    facts: DeploymentFacts,
-    request: DeploymentRequest,
-    placement: Placement,
-    elsewhere: Elsewhere,
-    result: Plan,
-) -> Plan:
-    spec = facts.spec
-    reason = (placement.refusal or Refusal.ACCOUNT_UNAVAILABLE).value
-    alternatives = (
-        f"FoundryAccount {', '.join(elsewhere.fitting_accounts)} offers it: add it to spec.accounts"
-        if elsewhere.fitting_accounts
-        else ""
-    )
-    message = refusal_message(request, placement.verdicts, elsewhere.offered_regions) + (
-        f". {alternatives}" if alternatives else ""
-    )
-    if reason == Refusal.MODEL_NOT_OFFERED.value and not elsewhere.offered_regions and not alternatives:
-        if all(v.suggestion is None for v in placement.verdicts):  # in no region at all: likely a typo
-            message += (
-                f". No region offers {spec.model.format} model {spec.model.name}: check spec.model.name "
-                "and spec.model.format against the catalog (foundry-operator catalog)"
-            )
-    stalled(result.outcome, reason, message, ConditionUpdate(PLACED, False, reason, message))
-    return result
+    if any(c.problem and "is not Ready" in c.problem for c in candidates):
+        return _wait(
+            result, "AccountNotReady", f"no candidate account is usable yet: {reasons}", facts.retry_seconds
+        )
+    message = f"no candidate account can be used: {reasons}"
+    blocker = Blocker("NoUsableAccount", message)
+    return _block(result, blocker, ConditionUpdate(PLACED, False, "NoUsableAccount", reasons))

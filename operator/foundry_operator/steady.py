@@ -7,8 +7,9 @@ no per-object reads) and the finalizer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from kubernetes.client import CoreV1Api
@@ -35,22 +36,57 @@ from foundry_operator.conditions import (
     RETIREMENT_SOON,
     STALLED,
     ConditionUpdate,
+    is_true,
 )
+from foundry_operator.errors import AzureTransient
 from foundry_operator.kube import ConfigMapPublisher
 from foundry_operator.observe import ObjectRef, Observer, World, typed_status
-from foundry_operator.outcome import Outcome
+from foundry_operator.outcome import Outcome, stalled
 from foundry_operator.placement import retirement_warning
-from foundry_operator.planning import (
-    owner_tag,
-    stalled,
-)
+from foundry_operator.plans import owner_tag
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.views import entry_from_status
 
 
-class AzureTransient(Exception):
-    """Azure could not be reached or kept refusing for a passing reason; retry later."""
+class Resync(Enum):
+    """What a periodic look at one FoundryDeployment does (decided from its spec and status)."""
+
+    RECONCILE = "reconcile"  # plan again: a drain may be due, a move may be possible, or it is not Ready
+    CHECK = "check"  # Ready and settled: compare with Azure, refresh the ConfigMap (no Azure writes)
+    SKIP = "skip"  # refused by Azure for this generation: nothing changes until the spec does
+
+
+def resync_kind(
+    spec: Mapping[str, Any], status: FoundryDeploymentStatus, conditions: Any, generation: int | None
+) -> Resync:
+    ready = is_true(conditions, READY)
+    if status.retiring:
+        return Resync.RECONCILE  # a drain may have ended while no handler was due (a restart, say)
+    accounts = spec.get("accounts") or []
+    if (
+        ready
+        and spec.get("placementPolicy") == "PreferFirst"
+        and accounts
+        and status.account_ref != accounts[0]
+    ):
+        return Resync.RECONCILE  # a more preferred candidate may have become eligible
+    if ready:
+        return Resync.CHECK
+    if is_true(conditions, STALLED) and status.failed_generation == generation:
+        return Resync.SKIP
+    # Placement may succeed now (a model rolled out, quota raised, an account became Ready), or a
+    # transient failure of an earlier resync is due for another try.
+    return Resync.RECONCILE
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What differs in Azure from what this object deployed: `changes` are repaired by a write;
+    `upgrade` is Azure's own version upgrade under an auto-upgrade option (accepted, not reverted)."""
+
+    changes: tuple[str, ...] = ()
+    upgrade: str | None = None
 
 
 class SteadyState:
@@ -117,10 +153,6 @@ class SteadyState:
         )
         await self._publish(obj, spec, status, entry, world, outcome)
         return outcome
-
-    def release_claims(self, owner: str) -> None:
-        for key in [key for key, claim in self.observer.pending_claims.items() if claim.owner == owner]:
-            del self.observer.pending_claims[key]
 
     async def _publish(
         self,
@@ -213,7 +245,6 @@ class SteadyState:
             owner=obj.owner,
             entry=None,
         )
-        self.release_claims(obj.owner)
         return done
 
     async def _delete_retiring(self, obj: ObjectRef, status: FoundryDeploymentStatus, world: World) -> str:
@@ -236,40 +267,40 @@ class SteadyState:
 
     async def drift(
         self, obj: ObjectRef, raw_spec: Mapping[str, Any], status: Mapping[str, Any], world: World
-    ) -> str | None:
+    ) -> Drift:
         """What differs in Azure from what this object last deployed (one listing per account)."""
         ref = status.get("accountRef")
         name = status.get("deploymentName")
         if not ref or not name:
-            return None
+            return Drift()
         namespace, account = split_account_ref(str(ref), obj.namespace)
         view = world.account(namespace, account)
         if view is None or not view.ready:
-            return None
+            return Drift()
         principal = await resolve_principal(self.core, view.namespace, view.spec)
         listing = await self.azure.list_deployments(view.coordinates(principal))
         actual = listing.get(str(name).lower())
         if actual is None:
-            return f"Azure deployment {name} on {view.spec.account_name} was deleted out of band"
+            return Drift((f"Azure deployment {name} on {view.spec.account_name} was deleted out of band",))
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         # Compared with what the spec asks for (the status may have recorded a drifted value).
         wanted_capacity = spec.sku.capacity if spec.sku.capacity is not None else status.get("capacity")
         differences = []
+        upgrade = None
         if actual.capacity != wanted_capacity:
             differences.append(f"capacity {wanted_capacity} -> {actual.capacity}")
         if spec.version_upgrade_option == VersionUpgradeOption.NO_AUTO_UPGRADE:
             if spec.model.version and actual.model_version != spec.model.version:
                 differences.append(f"version {spec.model.version} -> {actual.model_version}")
         elif status.get("modelVersion") and actual.model_version != status.get("modelVersion"):
-            # Azure's own upgrade (the option allows it): not reverted; the repair publishes it.
-            differences.append(
-                f"version {status.get('modelVersion')} -> {actual.model_version} (Azure's upgrade)"
-            )
+            # Azure's own upgrade (the option allows it): not drift, not reverted; a plan publishes it.
+            upgrade = f"{status.get('modelVersion')} -> {actual.model_version}"
         if (actual.sku_name or "").lower() != spec.sku.name.value.lower():
             differences.append(f"sku {spec.sku.name.value} -> {actual.sku_name}")
-        if differences:
-            return f"Azure deployment {name} changed out of band: {', '.join(differences)}"
-        return None
+        changes = (
+            (f"Azure deployment {name} changed out of band: {', '.join(differences)}",) if differences else ()
+        )
+        return Drift(changes, upgrade)
 
 
 def _coordinates_from_id(resource_id: str, like: AccountCoordinates) -> tuple[AccountCoordinates, str] | None:

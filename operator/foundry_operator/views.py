@@ -8,15 +8,15 @@ endpoints and every other object's published keys before it writes anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from foundry_operator.api.models import FoundryAccountSpec
+from foundry_operator.api.models import FoundryAccountSpec, default_key, split_account_ref
 from foundry_operator.azure.arm import AccountCoordinates
 from foundry_operator.azure.credentials import ServicePrincipal
-from foundry_operator.conditions import READY, condition
+from foundry_operator.conditions import READY, STALLED, condition, is_true
 from foundry_operator.publishing import PublishedEntry
 
 
@@ -69,12 +69,20 @@ def account_view(
     )
 
 
+def seniority(meta: Mapping[str, Any]) -> str:
+    """creationTimestamp, then uid: the order in which objects' claims are honoured (older first).
+
+    creationTimestamp has a one-second resolution, so objects applied together often share it;
+    the uid breaks the tie the same way in every process, whatever order events arrive in."""
+    return f"{meta.get('creationTimestamp', '')} {meta.get('uid', '')}"
+
+
 @dataclass(frozen=True)
 class Claim:
     """An object's hold on one Azure deployment (account + name), taken from its status."""
 
     owner: str
-    created: str
+    created: str  # seniority()
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,38 @@ class KeyClaim:
     two objects applied together decide the winner the same way whatever order their events arrive in."""
 
     owner: str
-    created: str
+    created: str  # seniority()
     keys: tuple[str, ...]
+    model: tuple[str, str, str | None] = ("", "", None)  # (format, name, version), lower case
+
+
+@dataclass(frozen=True)
+class NameClaim:
+    """An object's wish for an Azure deployment name (from its spec), or its hold on one (status).
+
+    Decided before any Azure write: a name held on an account stays with its holder; between
+    objects that only wish for it, the older wins and the younger waits until the older is placed
+    or refused."""
+
+    owner: str
+    created: str  # seniority()
+    model: tuple[str, str, str | None]  # (format, name, version), lower case
+    candidates: tuple[str, ...] = ()  # namespace/name of the accounts it may be placed on
+    held_on: str | None = None  # ARM id (lower case) of the account where it serves this name
+    undecided: bool = False  # placed nowhere and not refused yet: it may still take the name
+
+
+def model_of(spec: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    model = spec.get("model") or {}
+    return (
+        str(model.get("format", "OpenAI")).lower(),
+        str(model.get("name", "")).lower(),
+        model.get("version"),
+    )
+
+
+def name_key(deployment_name: str) -> tuple[str, str]:
+    return ("name", deployment_name.lower())
 
 
 def key_claims_key(namespace: str, config_map: str) -> tuple[str, str, str]:
@@ -126,3 +164,37 @@ def entry_from_status(
         capabilities=tuple(sorted((status.get("capabilities") or {}).items())),
         retirement_date=status.get("retirementDate"),
     )
+
+
+def deployment_index_entries(
+    namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[Any, Any]:
+    """What one FoundryDeployment puts in the operator's index: its key and name claims (from the
+    spec: decided before any write), its published entry and its hold on an Azure deployment (status)."""
+    owner = f"{namespace}/{name}"
+    created = seniority(meta)
+    model = model_of(spec)
+    keys = tuple(spec.get("keys") or [default_key(name)])
+    config_map = spec.get("configMapName", "llm-config")
+    candidates = tuple("/".join(split_account_ref(str(ref), namespace)) for ref in spec.get("accounts") or ())
+    wanted = str(spec.get("deploymentName") or (spec.get("model") or {}).get("name") or name)
+    resource_id = str(status.get("resourceId") or "")
+    conditions = status.get("conditions")
+    held_id, held_name = ("", "")
+    if "/deployments/" in resource_id and not is_true(conditions, "Conflict"):
+        held_id, held_name = resource_id.lower().rsplit("/deployments/", 1)
+    stalled = is_true(conditions, STALLED) and status.get("observedGeneration") == meta.get("generation")
+    wish = NameClaim(owner, created, model, candidates, undecided=not held_id and not stalled)
+    result: dict[Any, Any] = {key_claims_key(namespace, config_map): KeyClaim(owner, created, keys, model)}
+    if held_id and held_name == wanted.lower():
+        result[name_key(wanted)] = replace(wish, held_on=held_id)
+    else:
+        result[name_key(wanted)] = wish
+        if held_id:  # mid-change: the name it serves now is still held
+            result[name_key(held_name)] = NameClaim(owner, created, model, held_on=held_id)
+    if held_id:
+        result[claim_key(held_id, held_name)] = Claim(owner, created)
+    entry = entry_from_status(namespace, name, created, status)
+    if entry is not None:
+        result[("published", namespace, status.get("configMapName") or config_map)] = entry
+    return result

@@ -29,8 +29,7 @@ from foundry_operator.planning import (
     desired_version,
     plan,
 )
-from foundry_operator.publishing import PublishedEntry
-from foundry_operator.views import Claim, KeyClaim
+from foundry_operator.views import KeyClaim, NameClaim
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 SUB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts"
@@ -107,9 +106,8 @@ def facts(
     *,
     accounts: tuple[AccountFacts, ...] = (WEST, EAST),
     deployments: dict[str, dict[str, DeploymentSnapshot]] | None = None,
-    claims: dict[tuple[str, str], list[Claim]] | None = None,
-    published: list[PublishedEntry] | None = None,
-    created: str = "2026-11-01T00:00:00Z",
+    claims: list[NameClaim] | None = None,
+    created: str = "2026-11-01T00:00:00Z uid-gpt",
     **extra: Any,
 ) -> DeploymentFacts:
     parsed = FoundryDeploymentSpec.model_validate(
@@ -128,13 +126,13 @@ def facts(
         catalogs=CATALOGS,
         usages={},
         deployments={k.lower(): {n.lower(): d for n, d in v.items()} for k, v in (deployments or {}).items()},
-        name_claims=claims or {},
-        published=published or [],
+        name_claims=claims or [],
         now=NOW,
         **extra,
     )
 
 
+GPT54 = ("openai", "gpt-5.4", None)
 SERVING_K25 = {
     "accountRef": "aucert-ai",
     "account": "aucert-ai",
@@ -225,14 +223,15 @@ CASES = [
         facts(
             {"model": {"name": "gpt-5.4-pro"}},
             accounts=(WEST,),
-            elsewhere=Elsewhere(("eastus2",), ("aucert-ai-east (eastus2)",)),
+            elsewhere=Elsewhere(("eastus2",), (("aucert-ai-east", "eastus2"),)),
         ),
         [],
         "ModelNotOffered",
         lambda p: (
-            "Offered in eastus2" in p.outcome.conditions[0].message
-            and "aucert-ai-east (eastus2) offers it: add it to spec.accounts"
-            in p.outcome.conditions[0].message
+            p.blocker is not None
+            and "gpt-5.4-pro is offered in eastus2" in p.blocker.message
+            and p.blocker.fixes == ("add aucert-ai-east (eastus2) to spec.accounts",)
+            and p.outcome.conditions[0].message == p.blocker.text
         ),
     ),
     Case(
@@ -240,7 +239,7 @@ CASES = [
         facts({"model": {"name": "gpt-5.4-prro"}}, elsewhere=Elsewhere()),
         [],
         "ModelNotOffered",
-        lambda p: "No region offers OpenAI model gpt-5.4-prro" in p.outcome.conditions[0].message,
+        lambda p: "check spec.model.name (gpt-5.4-prro)" in p.outcome.conditions[0].message,
     ),
     Case(
         "no usable account, one not Ready yet: wait, no write",
@@ -307,72 +306,107 @@ CASES = [
         "NoUsableAccount",
     ),
     Case(
-        "an older object claims the Azure name: conflict, no write",
+        "an older object holds the Azure name on the account: conflict, no write",
         facts(
             {"model": {"name": "gpt-5.4"}},
-            claims={(WEST_ID.lower(), "gpt-5.4"): [Claim("aucert/older", "2026-10-01T00:00:00Z")]},
+            claims=[NameClaim("aucert/older", "2026-10-01T00:00:00Z u1", GPT54, held_on=WEST_ID.lower())],
         ),
         [],
         "Conflict",
-        lambda p: "belongs to FoundryDeployment aucert/older" in p.outcome.conditions[0].message,
-    ),
-    Case(
-        "a younger claimant does not stop the older object",
-        facts(
-            {"model": {"name": "gpt-5.4"}},
-            claims={(WEST_ID.lower(), "gpt-5.4"): [Claim("aucert/younger", "2026-11-20T00:00:00Z")]},
+        lambda p: (
+            "also claimed by FoundryDeployment aucert/older" in p.outcome.conditions[0].message
+            and "add its keys (GPT) to the spec.keys of aucert/older" in p.outcome.conditions[0].message
         ),
-        ["Deploy", "Publish"],
     ),
     Case(
-        "keys an older object publishes: refused before any write",
+        "a younger object already holds the name there: the holder keeps it, no write",
         facts(
             {"model": {"name": "gpt-5.4"}},
-            published=[
-                PublishedEntry(
-                    "aucert/older",
-                    "2026-10-01T00:00:00Z",
-                    ("GPT",),
-                    "e",
-                    "openai",
-                    "d",
-                    "m",
-                    None,
-                    "OpenAI",
-                    "GS",
-                    1,
-                    "a",
-                    "r",
+            claims=[NameClaim("aucert/younger", "2026-11-20T00:00:00Z u2", GPT54, held_on=WEST_ID.lower())],
+        ),
+        [],
+        "Conflict",
+    ),
+    Case(
+        "an older object that may still be placed on the account asks for the name: wait, no write",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            claims=[
+                NameClaim(
+                    "aucert/older", "2026-10-01T00:00:00Z u1", GPT54, ("aucert/aucert-ai",), undecided=True
                 )
             ],
         ),
         [],
-        "KeyConflict",
+        "ClaimPending",
+    ),
+    Case(
+        "an older object asking for the name on other accounts only does not stop this one",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            claims=[
+                NameClaim(
+                    "aucert/older", "2026-10-01T00:00:00Z u1", GPT54, ("aucert/elsewhere",), undecided=True
+                )
+            ],
+        ),
+        ["Deploy", "Publish"],
+    ),
+    Case(
+        "an older object that was refused (decided, placed nowhere) does not stop this one",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            claims=[NameClaim("aucert/older", "2026-10-01T00:00:00Z u1", GPT54, ("aucert/aucert-ai",))],
+        ),
+        ["Deploy", "Publish"],
+    ),
+    Case(
+        "a younger object asking for the name does not stop the older one",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            claims=[
+                NameClaim(
+                    "aucert/younger", "2026-11-20T00:00:00Z u2", GPT54, ("aucert/aucert-ai",), undecided=True
+                )
+            ],
+        ),
+        ["Deploy", "Publish"],
     ),
     Case(
         "an older object's SPEC asks for the key (nothing published yet): refused before any write",
         facts(
             {"model": {"name": "gpt-5.4"}},
-            key_claims=[KeyClaim("aucert/older", "2026-10-01T00:00:00Z", ("GPT",))],
+            key_claims=[KeyClaim("aucert/older", "2026-10-01T00:00:00Z u1", ("GPT",))],
         ),
         [],
         "KeyConflict",
-        lambda p: "GPT (held by aucert/older)" in p.outcome.conditions[0].message,
+        lambda p: (
+            "key GPT in ConfigMap aucert/llm-config is already published by FoundryDeployment aucert/older"
+            in p.outcome.conditions[0].message
+        ),
     ),
     Case(
-        "same creation second: the tie is broken by namespace/name, the same way in every process",
+        "same creation second: the tie is broken by uid, the same way in every process",
         facts(
             {"model": {"name": "gpt-5.4"}},
-            key_claims=[KeyClaim("aucert/alpha", "2026-11-01T00:00:00Z", ("GPT",))],
+            key_claims=[KeyClaim("aucert/zeta", "2026-11-01T00:00:00Z uid-alpha", ("GPT",))],
         ),
         [],
         "KeyConflict",
+    ),
+    Case(
+        "same creation second, a larger uid: this object is the older one",
+        facts(
+            {"model": {"name": "gpt-5.4"}},
+            key_claims=[KeyClaim("aucert/alpha", "2026-11-01T00:00:00Z uid-zeta", ("GPT",))],
+        ),
+        ["Deploy", "Publish"],
     ),
     Case(
         "a younger object's spec claim does not stop the older one",
         facts(
             {"model": {"name": "gpt-5.4"}},
-            key_claims=[KeyClaim("aucert/younger", "2026-11-02T00:00:00Z", ("GPT",))],
+            key_claims=[KeyClaim("aucert/younger", "2026-11-02T00:00:00Z u2", ("GPT",))],
         ),
         ["Deploy", "Publish"],
     ),
@@ -386,7 +420,10 @@ CASES = [
         ),
         [],
         "Conflict",
-        lambda p: "already exists with model OpenAI/gpt-5.1-codex" in p.outcome.conditions[0].message,
+        lambda p: (
+            "already exists on account aucert-ai with model OpenAI gpt-5.1-codex"
+            in p.outcome.conditions[0].message
+        ),
     ),
     Case(
         "model swap under a new name: create, switch the keys, then drain the old one",

@@ -15,18 +15,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from foundry_operator.access import DATA_PLANE_ROLES, GRANTED_ROLE, az_command, missing_consumers
-from foundry_operator.api.models import AccessPolicy, split_account_ref
+from foundry_operator.api.models import AccessPolicy, FoundryDeploymentStatus, split_account_ref
+from foundry_operator.azure.arm import OWNER_TAG, DeploymentSnapshot
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog, normalize_region
 from foundry_operator.placement import (
     Candidate,
     DeploymentRequest,
     Placement,
-    Refusal,
     Verdict,
     place,
     resolve_version,
     retirement_warning,
 )
+from foundry_operator.planning import keys_held, plan, same_model
+from foundry_operator.plans import AccountFacts as PlanAccount
+from foundry_operator.plans import DeploymentFacts, LookElsewhere, Plan, owner_tag
 from foundry_operator.preflight.facts import (
     AccountFacts,
     ExistingDeployment,
@@ -37,9 +40,7 @@ from foundry_operator.preflight.facts import (
 )
 from foundry_operator.preflight.manifests import AccountManifest, DeploymentManifest, ManifestSet
 from foundry_operator.preflight.report import (
-    CONFLICT,
     CONSUMER_ACCESS_UNKNOWN,
-    KEY_CONFLICT,
     RETIREMENT_SOON,
     ROLE_MISSING,
     AccountResult,
@@ -48,18 +49,19 @@ from foundry_operator.preflight.report import (
     Finding,
     Report,
 )
-from foundry_operator.views import AccountView
+from foundry_operator.refusals import KEY_CONFLICT, Blocker, Elsewhere, keys_taken
+from foundry_operator.views import AccountView, KeyClaim, NameClaim
 
 
 @dataclass
 class _Ledger:
-    """What the deployments checked so far take, in manifest order (the operator's 'older one wins')."""
+    """What the deployments planned so far take, in manifest order (the operator's 'older one wins')."""
 
     reserved: defaultdict[RegionKey, defaultdict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
-    claims: dict[tuple[str, str], DeploymentManifest] = field(default_factory=dict)
-    keys: dict[tuple[str, str, str], DeploymentManifest] = field(default_factory=dict)
+    names: defaultdict[str, list[NameClaim]] = field(default_factory=lambda: defaultdict(list))
+    keys: defaultdict[tuple[str, str], list[KeyClaim]] = field(default_factory=lambda: defaultdict(list))
 
 
 @dataclass(frozen=True)
@@ -155,28 +157,6 @@ def _existing(world: World, account: AccountManifest, deployment_name: str) -> E
     return _facts(world, account).deployments.get(deployment_name.lower())
 
 
-def _owner_tag(deployment: DeploymentManifest) -> str:
-    return deployment.ref.replace("/", ".")  # as the operator tags what it creates
-
-
-def _adopted(
-    deployment: DeploymentManifest, chosen: _Candidates, world: World
-) -> tuple[str | None, dict[str, int]]:
-    """Deployments already in Azure with this name and model: their capacity is in the usages already,
-    and the one tagged as this object's is where the operator keeps it (placement is sticky)."""
-    spec = deployment.spec
-    current: str | None = None
-    deployed: dict[str, int] = {}
-    for ref, account in chosen.accounts.items():
-        existing = _existing(world, account, spec.effective_deployment_name())
-        if existing is None or not existing.serves(spec.model.format, spec.model.name):
-            continue
-        deployed[ref] = existing.capacity or 0
-        if current is None and existing.owner == _owner_tag(deployment):
-            current = ref
-    return current, deployed
-
-
 def offered_query(
     deployment: DeploymentManifest, manifests: ManifestSet, world: World
 ) -> OfferedQuery | None:
@@ -252,121 +232,6 @@ def _other_accounts(
     return [verdict for verdict in placement.verdicts if verdict.candidate.problem is None]
 
 
-# Refusals that another region can cure; a wrong version or a retired model is wrong everywhere.
-_WHERE_HELPS = {
-    Refusal.ACCOUNT_UNAVAILABLE,
-    Refusal.MODEL_NOT_OFFERED,
-    Refusal.SKU_NOT_OFFERED,
-    Refusal.INSUFFICIENT_QUOTA,
-}
-
-
-def _not_placed(
-    deployment: DeploymentManifest,
-    request: DeploymentRequest,
-    placement: Placement,
-    spec_candidates: _Candidates,
-    manifests: ManifestSet,
-    world: World,
-    ledger: _Ledger,
-    now: datetime,
-) -> Finding:
-    verdicts = placement.verdicts
-    refusal = placement.refusal or Refusal.ACCOUNT_UNAVAILABLE
-    if len(verdicts) == 1:
-        reason = verdicts[0].reason
-    else:
-        reason = "; ".join(f"{v.candidate.ref}: {v.reason}" for v in verdicts)
-    where_helps = refusal in _WHERE_HELPS
-    if placement.offered_regions and where_helps:
-        reason += f"; {request.model_name} is offered in {', '.join(placement.offered_regions)}"
-    fixes: list[str] = []
-    for verdict in verdicts:
-        if verdict.suggestion and verdict.suggestion not in fixes:
-            fixes.append(verdict.suggestion)
-    others = _other_accounts(deployment, request, spec_candidates, manifests, world, ledger, now)
-    would_work = [verdict for verdict in others if verdict.eligible]
-    for verdict in would_work:
-        fixes.append(f"add {verdict.candidate.ref} ({verdict.candidate.region}) to spec.accounts")
-    # A region where some account of the manifests was already tried is no news.
-    tried = {normalize_region(v.candidate.region) for v in (*verdicts, *others) if v.candidate.region}
-    elsewhere = [region for region in placement.offered_regions if normalize_region(region) not in tried]
-    if elsewhere and where_helps:
-        prefix = "or add" if fixes else "add"
-        fixes.append(f"{prefix} a FoundryAccount in {', '.join(elsewhere)} to spec.accounts")
-    return Finding(refusal.value, reason, tuple(fixes))
-
-
-def _same_model(one: DeploymentManifest, other: DeploymentManifest) -> bool:
-    a, b = one.spec.model, other.spec.model
-    return (a.format.lower(), a.name.lower(), a.version) == (b.format.lower(), b.name.lower(), b.version)
-
-
-def _share_fix(deployment: DeploymentManifest, holder: DeploymentManifest) -> str:
-    return (
-        f"or, if both are meant to be one deployment serving several roles, delete {deployment.ref} and add "
-        f"its keys ({', '.join(deployment.keys)}) to the spec.keys of {holder.ref}"
-    )
-
-
-def _key_findings(deployment: DeploymentManifest, ledger: _Ledger) -> list[Finding]:
-    findings = []
-    spec = deployment.spec
-    for key in deployment.keys:
-        slot = (deployment.namespace, spec.config_map_name, key)
-        holder = ledger.keys.get(slot)
-        if holder is None:
-            ledger.keys[slot] = deployment
-            continue
-        fixes = [f"choose another key than {key} in spec.keys"]
-        if _same_model(deployment, holder):
-            fixes.append(_share_fix(deployment, holder))
-        findings.append(
-            Finding(
-                KEY_CONFLICT,
-                f"key {key} in ConfigMap {deployment.namespace}/{spec.config_map_name} is already published by "
-                f"FoundryDeployment {holder.ref} ({holder.origin})",
-                tuple(fixes),
-            )
-        )
-    return findings
-
-
-def _claim_findings(
-    deployment: DeploymentManifest, account: AccountManifest, world: World, ledger: _Ledger
-) -> list[Finding]:
-    spec = deployment.spec
-    name = spec.effective_deployment_name()
-    rename = "set spec.deploymentName to another name"
-    existing = _existing(world, account, name)
-    if existing is not None and not existing.serves(spec.model.format, spec.model.name):
-        return [
-            Finding(
-                CONFLICT,
-                f"Azure deployment {name} already exists on account {account.spec.account_name} with model "
-                f"{existing.model_format} {existing.model_name}; the operator will not take it over",
-                (rename,),
-            )
-        ]
-    coords = _view(account, _facts(world, account)).coordinates(None)
-    claim = (coords.arm_id.lower(), name.lower())
-    rival = ledger.claims.get(claim)
-    if rival is not None:
-        fixes = [rename]
-        if _same_model(deployment, rival):
-            fixes.append(_share_fix(deployment, rival))
-        return [
-            Finding(
-                CONFLICT,
-                f"Azure deployment {name} on account {account.spec.account_name} is also claimed by "
-                f"FoundryDeployment {rival.ref} ({rival.origin}); the operator leaves it to the first",
-                tuple(fixes),
-            )
-        ]
-    ledger.claims[claim] = deployment
-    return []
-
-
 # A catalog snapshot does not hold role assignments (they are not the catalog's, and change daily).
 SNAPSHOT_HAS_NO_ROLES = (
     "consumer access not checked: this source holds no role assignments (a catalog snapshot never does); "
@@ -413,70 +278,210 @@ def _access_findings(
     return errors, []
 
 
-def _candidate_results(placement: Placement) -> tuple[CandidateResult, ...]:
+def _snapshot(arm_id: str, existing: ExistingDeployment) -> DeploymentSnapshot:
+    """What the planner reads about an Azure deployment, from what the source listed."""
+    return DeploymentSnapshot(
+        name=existing.name,
+        resource_id=f"{arm_id}/deployments/{existing.name}",
+        model_format=existing.model_format,
+        model_name=existing.model_name,
+        model_version=existing.model_version,
+        sku_name=existing.sku_name,
+        capacity=existing.capacity,
+        provisioning_state="Succeeded",
+        version_upgrade_option=None,
+        rai_policy_name=None,
+        tags={OWNER_TAG: existing.owner} if existing.owner else {},
+    )
+
+
+def _arm_id(account: AccountManifest, world: World) -> str:
+    return _view(account, _facts(world, account)).coordinates(None).arm_id
+
+
+def _status(
+    deployment: DeploymentManifest,
+    accounts: Mapping[str, PlanAccount],
+    held: Mapping[str, Mapping[str, DeploymentSnapshot]],
+) -> FoundryDeploymentStatus:
+    """What the operator's status would say: the Azure deployment tagged as this object's, if any
+    (so a change of model or account is planned as the operator plans it: make before break)."""
+    tag = owner_tag(deployment.ref)
+    name = deployment.spec.effective_deployment_name().lower()
+    found = [
+        (ref, snapshot)
+        for ref, account in accounts.items()
+        for snapshot in held.get(account.arm_id.lower(), {}).values()
+        if snapshot.tags.get(OWNER_TAG) == tag
+    ]
+    if not found:
+        return FoundryDeploymentStatus()
+    ref, snapshot = min(found, key=lambda item: item[1].name.lower() != name)  # its own name first
+    account = accounts[ref]
+    return FoundryDeploymentStatus(
+        account_ref=ref,
+        account=account.name,
+        account_namespace=account.namespace,
+        region=account.location,
+        deployment_name=snapshot.name,
+        resource_id=snapshot.resource_id,
+        model_name=snapshot.model_name,
+        model_format=snapshot.model_format,
+        model_version=snapshot.model_version,
+    )
+
+
+def _plan_facts(
+    deployment: DeploymentManifest,
+    index: int,
+    candidates: _Candidates,
+    world: World,
+    ledger: _Ledger,
+    now: datetime,
+) -> DeploymentFacts:
+    catalogs, usages, reserved = _inputs(candidates, world, ledger)
+    accounts: dict[str, PlanAccount] = {}
+    held: dict[str, dict[str, DeploymentSnapshot]] = {}
+    for ref, manifest in candidates.accounts.items():
+        facts = _facts(world, manifest)
+        arm_id = _arm_id(manifest, world)
+        accounts[ref] = PlanAccount(
+            ref,
+            manifest.namespace,
+            manifest.name,
+            manifest.spec.account_name,
+            facts.region,
+            facts.kind,
+            arm_id,
+            None,
+        )
+        held[arm_id.lower()] = {name: _snapshot(arm_id, d) for name, d in facts.deployments.items()}
+    spec = deployment.spec
+    return DeploymentFacts(
+        owner=deployment.ref,
+        namespace=deployment.namespace,
+        name=deployment.name,
+        created=_order(index),
+        keys=tuple(deployment.keys),
+        spec=spec,
+        status=_status(deployment, accounts, held),
+        candidates=candidates.candidates,
+        accounts=accounts,
+        catalogs=catalogs,
+        usages=usages,
+        deployments=held,
+        now=now,
+        name_claims=tuple(ledger.names[spec.effective_deployment_name().lower()]),
+        key_claims=tuple(ledger.keys[(deployment.namespace, spec.config_map_name)]),
+        reserved=reserved,
+    )
+
+
+def _model(deployment: DeploymentManifest) -> tuple[str, str, str | None]:
+    model = deployment.spec.model
+    return (model.format.lower(), model.name.lower(), model.version)
+
+
+def _order(index: int) -> str:
+    """Manifest order stands for age: the earlier manifest is the older object."""
+    return f"{index:08d}"
+
+
+def _elsewhere(
+    deployment: DeploymentManifest,
+    facts: DeploymentFacts,
+    candidates: _Candidates,
+    manifests: ManifestSet,
+    world: World,
+    ledger: _Ledger,
+    now: datetime,
+) -> Elsewhere:
+    """What the operator reads when placement fails: where the model is offered, which other
+    FoundryAccounts (of the manifests here) could take it."""
+    request = DeploymentRequest(
+        facts.spec.model.name,
+        facts.spec.model.format,
+        facts.spec.model.version,
+        facts.spec.sku.name.value,
+        facts.spec.sku.capacity,
+    )
+    others = _other_accounts(deployment, request, candidates, manifests, world, ledger, now)
+    query = offered_query(deployment, manifests, world)
+    return Elsewhere(
+        world.offered.get(query.key, ()) if query else (),
+        tuple((v.candidate.ref, str(v.candidate.region)) for v in others if v.eligible),
+        tuple(str(v.candidate.region) for v in others if not v.eligible and v.candidate.region),
+    )
+
+
+def _finding(blocker: Blocker) -> Finding:
+    return Finding(blocker.code, blocker.message, blocker.fixes)
+
+
+def _check_deployment(
+    deployment: DeploymentManifest,
+    index: int,
+    manifests: ManifestSet,
+    world: World,
+    ledger: _Ledger,
+    now: datetime,
+    window: timedelta,
+) -> DeploymentResult:
+    spec = deployment.spec
+    candidates = _spec_candidates(deployment, manifests, world)
+    facts = _plan_facts(deployment, index, candidates, world, ledger, now)
+    decided = plan(facts)
+    if any(isinstance(step, LookElsewhere) for step in decided.steps):
+        facts = replace(
+            facts, elsewhere=_elsewhere(deployment, facts, candidates, manifests, world, ledger, now)
+        )
+        decided = plan(facts)
+    placement = decided.placement
+    base = DeploymentResult(
+        name=deployment.name,
+        namespace=deployment.namespace,
+        origin=deployment.origin,
+        model_name=spec.model.name,
+        model_format=spec.model.format,
+        requested_version=spec.model.version,
+        version=spec.model.version,
+        deployment_name=spec.effective_deployment_name(),
+        keys=tuple(deployment.keys),
+        config_map_name=spec.config_map_name,
+        sku_name=spec.sku.name.value,
+        capacity=spec.sku.capacity,
+        candidates=_candidate_results(placement, candidates),
+        offered_regions=facts.elsewhere.offered_regions if facts.elsewhere else (),
+    )
+    errors = [_finding(decided.blocker)] if decided.blocker else []
+    # Keys are claimed by the spec whether or not the model can be placed: reported either way.
+    held = keys_held(facts)
+    if held and (decided.blocker is None or decided.blocker.code != KEY_CONFLICT):
+        errors.append(_finding(keys_taken(held, deployment.namespace, spec.config_map_name)))
+    ledger.keys[(deployment.namespace, spec.config_map_name)].append(
+        KeyClaim(deployment.ref, facts.created, tuple(deployment.keys), _model(deployment))
+    )
+    chosen = placement.chosen if placement else None
+    if chosen is None or placement is None:
+        return _unplaced(replace(base, errors=tuple(errors)), placement, facts)
+    return _placed(deployment, facts, decided, chosen, base, errors, candidates, world, ledger, now, window)
+
+
+def _candidate_results(placement: Placement | None, candidates: _Candidates) -> tuple[CandidateResult, ...]:
+    if placement is None:
+        return tuple(CandidateResult(c.ref, c.region, False, c.problem or "") for c in candidates.candidates)
     return tuple(
         CandidateResult(v.candidate.ref, v.candidate.region, v.eligible, v.reason, v.suggestion)
         for v in placement.verdicts
     )
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """One deployment handed to placement, with the inputs its numbers are read from."""
-
-    deployment: DeploymentManifest
-    request: DeploymentRequest
-    candidates: _Candidates
-    usages: Mapping[str, Mapping[str, QuotaUsage]]
-    reserved: Mapping[str, Mapping[str, int]]
-    deployed: Mapping[str, int]
-    placement: Placement
-
-
-def _attempt(
-    deployment: DeploymentManifest, manifests: ManifestSet, world: World, ledger: _Ledger, now: datetime
-) -> _Attempt:
-    request = _request(deployment)
-    candidates = _spec_candidates(deployment, manifests, world)
-    catalogs, usages, reserved = _inputs(candidates, world, ledger)
-    current, deployed = _adopted(deployment, candidates, world)
-    running = {
-        ref: existing.model_version
-        for ref, account in candidates.accounts.items()
-        if (existing := _existing(world, account, deployment.spec.effective_deployment_name())) is not None
-        and existing.serves(deployment.spec.model.format, deployment.spec.model.name)
-        and existing.model_version
-    }
-    query = offered_query(deployment, manifests, world)
-    placement = place(
-        request,
-        candidates.candidates,
-        catalogs,
-        usages,
-        now,
-        current_account=current,
-        deployed_capacity=deployed,
-        reserved=reserved,
-        offered_regions=world.offered.get(query.key, ()) if query else (),
-        running_versions=running,
-    )
-    return _Attempt(deployment, request, candidates, usages, reserved, deployed, placement)
-
-
 def _unplaced(
-    attempt: _Attempt,
-    base: DeploymentResult,
-    manifests: ManifestSet,
-    world: World,
-    ledger: _Ledger,
-    now: datetime,
+    result: DeploymentResult, placement: Placement | None, facts: DeploymentFacts
 ) -> DeploymentResult:
-    placement = attempt.placement
-    finding = _not_placed(
-        attempt.deployment, attempt.request, placement, attempt.candidates, manifests, world, ledger, now
-    )
-    result = replace(base, errors=(finding,))
-    # Show the numbers of the most telling refusal (the quota that is short, the retired version).
+    """Show the numbers of the most telling refusal (the quota that is short, the retired version)."""
+    if placement is None:
+        return result
     telling = next((v for v in placement.verdicts if v.refusal == placement.refusal), None)
     if telling is None:
         return result
@@ -491,8 +496,8 @@ def _unplaced(
         result = replace(
             result,
             version=telling.version,
-            capacity=telling.capacity or base.capacity,
-            headroom=_headroom(attempt.usages, attempt.reserved, telling, attempt.deployed)
+            capacity=telling.capacity or result.capacity,
+            headroom=_headroom(facts.usages, facts.reserved, telling, _deployed(facts))
             if telling.sku
             else None,
             usage_name=telling.sku.usage_name if telling.sku else None,
@@ -500,26 +505,45 @@ def _unplaced(
     return result
 
 
+def _deployed(facts: DeploymentFacts) -> dict[str, int]:
+    """Capacity already deployed under this name with this model, per candidate (it is in the usages)."""
+    name = facts.spec.effective_deployment_name().lower()
+    deployed = {}
+    for ref, account in facts.accounts.items():
+        found = facts.deployments.get(account.arm_id.lower(), {}).get(name)
+        if found is not None and same_model(found, facts.spec.model.name, facts.spec.model.format):
+            deployed[ref] = found.capacity or 0
+    return deployed
+
+
 def _placed(
-    attempt: _Attempt,
+    deployment: DeploymentManifest,
+    facts: DeploymentFacts,
+    decided: Plan,
     chosen: Verdict,
     base: DeploymentResult,
+    errors: list[Finding],
+    candidates: _Candidates,
     world: World,
     ledger: _Ledger,
     now: datetime,
     window: timedelta,
 ) -> DeploymentResult:
     assert chosen.offer is not None and chosen.sku is not None and chosen.capacity is not None
-    account = attempt.candidates.accounts[chosen.candidate.ref]
+    account = candidates.accounts[chosen.candidate.ref]
     region = normalize_region(chosen.candidate.region or "")
-    headroom = _headroom(attempt.usages, attempt.reserved, chosen, attempt.deployed)
-    errors = _claim_findings(attempt.deployment, account, world, ledger)
-    access_errors, warnings = _access_findings(attempt.deployment, account, world)
-    if not errors and chosen.sku.usage_name:
-        # Reserve what this deployment adds to the quota, for the deployments after it.
-        needed = chosen.capacity - attempt.deployed.get(chosen.candidate.ref, 0)
-        subscription = attempt.candidates.region_subscription.get(region, account.spec.subscription_id)
-        if needed > 0:
+    deployed = _deployed(facts)
+    headroom = _headroom(facts.usages, facts.reserved, chosen, deployed)
+    access_errors, warnings = _access_findings(deployment, account, world)
+    if decided.blocker is None:
+        # The operator would write it: its Azure name and its quota are taken for the manifests after it.
+        arm_id = _arm_id(account, world).lower()
+        name = deployment.spec.effective_deployment_name().lower()
+        model = _model(deployment)
+        ledger.names[name].append(NameClaim(deployment.ref, facts.created, model, held_on=arm_id))
+        needed = chosen.capacity - deployed.get(chosen.candidate.ref, 0)
+        subscription = candidates.region_subscription.get(region, account.spec.subscription_id)
+        if needed > 0 and chosen.sku.usage_name:
             ledger.reserved[region_key(subscription, region)][chosen.sku.usage_name] += needed
     warning = retirement_warning(chosen.offer, now, window)
     if warning:
@@ -541,41 +565,6 @@ def _placed(
         errors=(*errors, *access_errors),
         warnings=tuple(warnings),
     )
-
-
-def _check_deployment(
-    deployment: DeploymentManifest,
-    manifests: ManifestSet,
-    world: World,
-    ledger: _Ledger,
-    now: datetime,
-    window: timedelta,
-) -> DeploymentResult:
-    spec = deployment.spec
-    attempt = _attempt(deployment, manifests, world, ledger, now)
-    base = DeploymentResult(
-        name=deployment.name,
-        namespace=deployment.namespace,
-        origin=deployment.origin,
-        model_name=spec.model.name,
-        model_format=spec.model.format,
-        requested_version=spec.model.version,
-        version=spec.model.version,
-        deployment_name=spec.effective_deployment_name(),
-        keys=tuple(deployment.keys),
-        config_map_name=spec.config_map_name,
-        sku_name=spec.sku.name.value,
-        capacity=spec.sku.capacity,
-        candidates=_candidate_results(attempt.placement),
-        offered_regions=attempt.placement.offered_regions,
-    )
-    chosen = attempt.placement.chosen
-    if chosen is None:
-        result = _unplaced(attempt, base, manifests, world, ledger, now)
-    else:
-        result = _placed(attempt, chosen, base, world, ledger, now, window)
-    # Keys are claimed whether or not the model can be placed: the first object in order keeps them.
-    return replace(result, errors=(*result.errors, *_key_findings(deployment, ledger)))
 
 
 def _account_results(manifests: ManifestSet, world: World) -> tuple[AccountResult, ...]:
@@ -613,8 +602,8 @@ def check(
     """Place every deployment in manifest order, reserving quota and names as it goes."""
     ledger = _Ledger()
     rows = tuple(
-        _check_deployment(deployment, manifests, world, ledger, now, retirement_window)
-        for deployment in manifests.deployments
+        _check_deployment(deployment, index, manifests, world, ledger, now, retirement_window)
+        for index, deployment in enumerate(manifests.deployments)
     )
     return Report(
         deployments=rows,

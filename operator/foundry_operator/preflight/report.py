@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from foundry_operator.preflight.manifests import Origin
+from foundry_operator.refusals import CONFLICT as CONFLICT  # the operator's codes, re-exported
+from foundry_operator.refusals import KEY_CONFLICT as KEY_CONFLICT
 
 
 class Result(StrEnum):
@@ -16,8 +18,6 @@ class Result(StrEnum):
 
 
 # Finding codes beyond placement's Refusal values (which are used as they are).
-CONFLICT = "Conflict"
-KEY_CONFLICT = "KeyConflict"
 RETIREMENT_SOON = "RetirementSoon"
 ROLE_MISSING = "RoleMissing"  # a spec.consumers identity lacks a data-plane role where the model goes
 CONSUMER_ACCESS_UNKNOWN = "ConsumerAccessUnknown"  # role assignments not known (a snapshot, a refusal)
