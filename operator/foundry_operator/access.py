@@ -24,7 +24,7 @@ from foundry_operator.azure.arm import AccountCoordinates, AzureGateway, RoleGra
 from foundry_operator.azure.writes import error_code, error_message
 from foundry_operator.conditions import CONSUMER_ACCESS, ConditionUpdate, condition
 from foundry_operator.errors import CLASSIFIED, classify
-from foundry_operator.outcome import Outcome
+from foundry_operator.outcome import DeploymentOutcome
 
 # Azure's built-in roles that open an account's data plane (their GUIDs are the same in every tenant).
 COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87a11ce68d"
@@ -132,7 +132,7 @@ async def _grant(
     coords: AccountCoordinates,
     missing: Sequence[Consumer],
     owner: str,
-    outcome: Outcome,
+    outcome: DeploymentOutcome,
 ) -> AccessVerdict:
     refused: list[str] = []
     for consumer in missing:
@@ -175,7 +175,7 @@ async def review_access(
     spec: FoundryDeploymentSpec,
     owner: str,
     status: Mapping[str, Any],
-    outcome: Outcome,
+    outcome: DeploymentOutcome,
 ) -> ConditionUpdate:
     """The ConsumerAccess condition for a model on `coords`; a Warning Event when it newly says no.
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from foundry_operator.api.models import CredentialSource, FoundryAccountSpec, Management
+from foundry_operator.api.models import CredentialSource, FoundryAccountSpec, FoundryAccountStatus, Management
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.azure.credentials import CredentialError, ServicePrincipal
 from foundry_operator.conditions import READY, RECONCILING, STALLED, ConditionUpdate
 from foundry_operator.errors import CLASSIFIED, SLOW, Classified, PrincipalUnavailable, classify
 from foundry_operator.kube import read_principal
-from foundry_operator.outcome import Outcome, failed
+from foundry_operator.outcome import AccountOutcome, Outcome, failed
 
 
 async def resolve_principal(
@@ -42,7 +42,7 @@ async def resolve_principal(
         raise PrincipalUnavailable(str(exc)) from exc
 
 
-def _not_ready(outcome: Outcome, error: Classified, retry_seconds: float) -> Outcome:
+def _not_ready(outcome: AccountOutcome, error: Classified, retry_seconds: float) -> AccountOutcome:
     failed(outcome, error, retry_seconds)
     if error.transient:
         outcome.warn(error.reason, error.text)  # an account problem is worth an Event even when it passes
@@ -52,7 +52,7 @@ def _not_ready(outcome: Outcome, error: Classified, retry_seconds: float) -> Out
 async def reconcile_account(
     azure: AzureGateway, core: CoreV1Api, namespace: str, spec: FoundryAccountSpec, retry_seconds: float
 ) -> tuple[Outcome, AccountCoordinates | None]:
-    outcome = Outcome()
+    outcome: AccountOutcome = Outcome(FoundryAccountStatus())
     try:
         principal = await resolve_principal(core, namespace, spec)
     except PrincipalUnavailable as exc:
@@ -81,14 +81,10 @@ async def reconcile_account(
         )
         error = Classified("AccountNotFound", message, transient=False, retry_factor=SLOW)
         return _not_ready(outcome, error, retry_seconds), coords
-    outcome.status.update(
-        resourceId=snapshot.resource_id,
-        location=snapshot.location,
-        kind=snapshot.kind,
-        endpoint=snapshot.endpoint,
-        endpoints=dict(snapshot.endpoints),
-        provisioningState=snapshot.provisioning_state,
-    )
+    status = outcome.status
+    status.resource_id, status.location, status.kind = snapshot.resource_id, snapshot.location, snapshot.kind
+    status.endpoint, status.endpoints = snapshot.endpoint, dict(snapshot.endpoints)
+    status.provisioning_state = snapshot.provisioning_state
     state = (snapshot.provisioning_state or "Succeeded").lower()
     if state != "succeeded":
         reason = "AccountFailed" if state == "failed" else "AccountProvisioning"

@@ -102,10 +102,14 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
 
 
 def apply_outcome(
-    patch: kopf.Patch, status: Mapping[str, Any], outcome: Outcome, generation: int | None, body: kopf.Body
+    patch: kopf.Patch,
+    status: Mapping[str, Any],
+    outcome: Outcome[Any],
+    generation: int | None,
+    body: kopf.Body,
 ) -> list[dict[str, Any]]:
     """Write only what changed into the status patch; post the Events."""
-    for key, value in outcome.status.items():
+    for key, value in outcome.status_patch().items():
         if status.get(key) != value:
             patch.status[key] = value
     conditions = merge_conditions(status.get("conditions"), outcome.conditions, generation)

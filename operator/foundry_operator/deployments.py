@@ -27,7 +27,7 @@ from foundry_operator.conditions import (
 from foundry_operator.errors import CLASSIFIED, classify
 from foundry_operator.kube import ConfigMapPublisher
 from foundry_operator.observe import ObjectRef, Observer, World, typed_status
-from foundry_operator.outcome import Outcome, failed, stalled
+from foundry_operator.outcome import DeploymentOutcome, deployment_outcome, failed, stalled
 from foundry_operator.planning import (
     DeleteRetired,
     Deploy,
@@ -66,8 +66,8 @@ class DeploymentReconciler(SteadyState):
 
     async def reconcile(
         self, obj: ObjectRef, raw_spec: Mapping[str, Any], status: Mapping[str, Any], world: World
-    ) -> Outcome:
-        outcome = Outcome()
+    ) -> DeploymentOutcome:
+        outcome = deployment_outcome()
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         try:
             return await self._reconcile(obj, spec, status, world, outcome)
@@ -80,8 +80,8 @@ class DeploymentReconciler(SteadyState):
         spec: FoundryDeploymentSpec,
         raw_status: Mapping[str, Any],
         world: World,
-        outcome: Outcome,
-    ) -> Outcome:
+        outcome: DeploymentOutcome,
+    ) -> DeploymentOutcome:
         status = typed_status(raw_status)
         facts, coordinates = await self.observer.observe(obj, spec, status, world)
         facts = replace(facts, retry_seconds=self.settings.transient_retry_seconds)
@@ -102,7 +102,7 @@ class DeploymentReconciler(SteadyState):
         decided: Plan,
         coordinates: Mapping[str, AccountCoordinates],
         world: World,
-    ) -> Outcome:
+    ) -> DeploymentOutcome:
         outcome = decided.outcome
         outcome.requeue_after = decided.requeue_after
         snapshot: DeploymentSnapshot | None = None
@@ -139,7 +139,7 @@ class DeploymentReconciler(SteadyState):
                 if not await self._switch(obj, spec, status, step, snapshot, coordinates, world, outcome):
                     return outcome
             elif isinstance(step, Retire):
-                outcome.status["retiring"] = [*outcome.status.get("retiring", []), step.deployment.wire()]
+                outcome.status.retiring = [*outcome.status.retiring, step.deployment]
                 outcome.note(
                     "Draining",
                     f"keys moved to {spec.effective_deployment_name()}; the previous Azure deployment "
@@ -157,7 +157,7 @@ class DeploymentReconciler(SteadyState):
         snapshot: DeploymentSnapshot,
         coordinates: Mapping[str, AccountCoordinates],
         world: World,
-        outcome: Outcome,
+        outcome: DeploymentOutcome,
     ) -> bool:
         """Point the keys at a Succeeded deployment. False: it is not (the keys stay as they were)."""
         account = step.account
@@ -166,23 +166,25 @@ class DeploymentReconciler(SteadyState):
             message = f"Azure reports provisioningState Failed for {name}"
             stalled(outcome, "DeploymentFailed", message, ConditionUpdate(DEPLOYED, False, "Failed", message))
             return False
-        outcome.status.update(
-            accountRef=account.ref,
+        update = dict(
+            account_ref=account.ref,
             account=account.name,
-            accountNamespace=account.namespace,
+            account_namespace=account.namespace,
             region=account.location,
             endpoint=step.endpoint,
-            apiFlavor=step.api_flavor,
-            deploymentName=name,
-            resourceId=snapshot.resource_id,
-            modelName=snapshot.model_name,
-            modelFormat=snapshot.model_format,
-            modelVersion=snapshot.model_version,
-            skuName=snapshot.sku_name,
+            api_flavor=step.api_flavor,
+            deployment_name=name,
+            resource_id=snapshot.resource_id,
+            model_name=snapshot.model_name,
+            model_format=snapshot.model_format,
+            model_version=snapshot.model_version,
+            sku_name=snapshot.sku_name,
             capacity=snapshot.capacity,
-            provisioningState=snapshot.provisioning_state,
+            provisioning_state=snapshot.provisioning_state,
             capabilities=dict(step.offer.capabilities),
         )
+        for field_name, value in update.items():
+            setattr(outcome.status, field_name, value)
         outcome.conditions.append(
             ConditionUpdate(
                 DEPLOYED,
@@ -219,7 +221,7 @@ class DeploymentReconciler(SteadyState):
         return True
 
     async def _deploy(
-        self, coords: AccountCoordinates, step: Deploy, obj: ObjectRef, outcome: Outcome
+        self, coords: AccountCoordinates, step: Deploy, obj: ObjectRef, outcome: DeploymentOutcome
     ) -> DeploymentSnapshot | None:
         """Create or update the Azure deployment (the LRO waited out). None: the outcome says why not."""
         desired, existing, account = step.desired, step.existing, step.account
@@ -238,7 +240,7 @@ class DeploymentReconciler(SteadyState):
                 self.settings.transient_retry_seconds,
                 ConditionUpdate(DEPLOYED, False, error.reason, refused.text),
             )
-            outcome.status["failedGeneration"] = obj.generation
+            outcome.status.failed_generation = obj.generation
             return None
         verb = "Created" if existing is None else "Updated"
         detail = "" if existing is None else f" ({', '.join(changes) or 'refreshed'})"

@@ -33,7 +33,7 @@ from foundry_operator.context import (
 )
 from foundry_operator.errors import CLASSIFIED, PrincipalUnavailable, classify
 from foundry_operator.observe import World, typed_status
-from foundry_operator.outcome import Outcome
+from foundry_operator.outcome import DeploymentOutcome
 from foundry_operator.publishing import primary_endpoint
 from foundry_operator.steady import Resync, resync_kind, seed_entries
 from foundry_operator.views import account_key, account_view, deployment_index_entries
@@ -93,7 +93,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         arm_id = AccountCoordinates(
             parsed.subscription_id, parsed.resource_group, parsed.account_name, None
         ).arm_id
-        outcome.status["deploymentCount"] = count = len(placed_on(foundry_deployments, arm_id))
+        outcome.status.deployment_count = count = len(placed_on(foundry_deployments, arm_id))
         outcome.conditions.append(
             ConditionUpdate(
                 IN_USE, True, "Hosting", f"{count} FoundryDeployment(s) placed on {parsed.account_name}"
@@ -110,7 +110,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         ).observe(time.monotonic() - started)
         if parsed.primary and ready:
             # The namespace's FOUNDRY_ENDPOINT may have changed: re-render its ConfigMaps.
-            endpoint = primary_endpoint(outcome.status.get("endpoints") or {}, outcome.status.get("endpoint"))
+            endpoint = primary_endpoint(outcome.status.endpoints, outcome.status.endpoint)
             for config_map in ctx.publisher.known_configmaps(namespace):
                 await ctx.publisher.publish(
                     namespace,
@@ -210,7 +210,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         body: kopf.Body,
         world: World,
         kind: str,
-    ) -> Outcome:
+    ) -> DeploymentOutcome:
         started = time.monotonic()
         obj = object_ref(meta, namespace, name)
         outcome = await ctx.deployments.reconcile(obj, spec, status, world)

@@ -99,6 +99,7 @@ class Observer:
                     view.kind if view else None,
                     problem,
                     pending=bool(view is not None and problem and view.pending),
+                    waiting=bool(view is not None and problem and not view.ready and not view.stalled),
                 )
             )
         return candidates, usable

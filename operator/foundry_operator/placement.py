@@ -39,6 +39,7 @@ class Candidate:
     kind: str | None
     problem: str | None = None
     pending: bool = False  # not usable only because it has not been reconciled yet
+    waiting: bool = False  # not usable for a passing reason (not reconciled yet, or retrying): wait for it
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from foundry_operator.api.models import (
+    CandidateStatus,
     FoundryDeploymentSpec,
     FoundryDeploymentStatus,
     PlacementPolicy,
@@ -31,7 +32,7 @@ from foundry_operator.conditions import (
     ConditionUpdate,
     now_rfc3339,
 )
-from foundry_operator.outcome import Outcome, stalled, transient
+from foundry_operator.outcome import deployment_outcome, stalled, transient
 from foundry_operator.placement import Candidate, DeploymentRequest, Placement, place
 from foundry_operator.plans import (
     ACCOUNT_WAIT_SECONDS,
@@ -85,18 +86,20 @@ def without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in entry.items() if value is not None}
 
 
-def candidate_status(placement: Placement) -> list[dict[str, Any]]:
+def candidate_status(placement: Placement) -> list[CandidateStatus]:
     chosen_ref = placement.chosen.candidate.ref if placement.chosen else None
     return [
-        without_nulls(
-            {
-                "account": verdict.candidate.ref,
-                "region": verdict.candidate.region,
-                "eligible": verdict.eligible,
-                "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
-                + verdict.reason
-                + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
-            }
+        CandidateStatus.model_validate(
+            without_nulls(
+                {
+                    "account": verdict.candidate.ref,
+                    "region": verdict.candidate.region,
+                    "eligible": verdict.eligible,
+                    "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
+                    + verdict.reason
+                    + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
+                }
+            )
         )
         for verdict in placement.verdicts
     ]
@@ -127,18 +130,18 @@ def desired_version(spec: FoundryDeploymentSpec, existing: DeploymentSnapshot | 
 
 
 def plan(facts: DeploymentFacts) -> Plan:
-    outcome = Outcome()
-    outcome.status["configMapName"] = facts.spec.config_map_name
+    outcome = deployment_outcome()
+    outcome.status.config_map_name = facts.spec.config_map_name
     result = Plan([], outcome)
     retiring = _plan_retiring(facts, result)
-    outcome.status["retiring"] = [r.wire() for r in retiring]
+    outcome.status.retiring = retiring
     if not facts.accounts:
         return _no_usable_account(facts, result)
 
     spec, status = facts.spec, facts.status
     placement = _place(facts)
     result.placement = placement
-    outcome.status["candidates"] = candidate_status(placement)
+    outcome.status.candidates = candidate_status(placement)
     if placement.chosen is None:
         if facts.elsewhere is None:
             result.steps = [LookElsewhere()]
@@ -228,7 +231,7 @@ def plan(facts: DeploymentFacts) -> Plan:
         result.steps.append(Retire(previous))
         result.requeue_after = _sooner(result.requeue_after, float(spec.drain_seconds))
     # Moving back onto a deployment that is draining: it serves again, so it is no longer retired.
-    outcome.status["retiring"] = [r.wire() for r in retiring if r.resource_id.lower() != target_id]
+    outcome.status.retiring = [r for r in retiring if r.resource_id.lower() != target_id]
     return result
 
 
@@ -394,11 +397,15 @@ def _no_usable_account(facts: DeploymentFacts, result: Plan) -> Plan:
     outcome = result.outcome
     candidates = facts.candidates
     reasons = "; ".join(f"{c.ref}: {c.problem}" for c in candidates)
-    outcome.status["candidates"] = [
-        without_nulls({"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""})
+    outcome.status.candidates = [
+        CandidateStatus.model_validate(
+            without_nulls(
+                {"account": c.ref, "region": c.region, "eligible": False, "reason": c.problem or ""}
+            )
+        )
         for c in candidates
     ]
-    if any(c.problem and "is not Ready" in c.problem for c in candidates):
+    if any(c.waiting for c in candidates):
         return _wait(
             result, "AccountNotReady", f"no candidate account is usable yet: {reasons}", facts.retry_seconds
         )

@@ -12,7 +12,7 @@ from datetime import datetime
 from foundry_operator.api.models import FoundryDeploymentSpec, FoundryDeploymentStatus, RetiringDeployment
 from foundry_operator.azure.arm import DeploymentSnapshot, DesiredDeployment
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog
-from foundry_operator.outcome import Outcome
+from foundry_operator.outcome import DeploymentOutcome
 from foundry_operator.placement import Candidate, Placement
 from foundry_operator.refusals import Blocker, Elsewhere
 from foundry_operator.views import KeyClaim, NameClaim
@@ -131,7 +131,7 @@ Step = LookElsewhere | Deploy | Serve | Publish | Retire | DeleteRetired | Leave
 @dataclass
 class Plan:
     steps: list[Step]
-    outcome: Outcome  # status fields, conditions and Events decided before any step runs
+    outcome: DeploymentOutcome  # status fields, conditions and Events decided before any step runs
     placement: Placement | None = None
     requeue_after: float | None = None  # the next drain ends then: come back, nothing failed
     blocker: Blocker | None = None  # why the change cannot go ahead (the same text `check` prints)

@@ -95,7 +95,7 @@ def name_claimed(
     """An older object holds the Azure deployment name on that account."""
     fixes = [RENAME]
     if same_model:
-        fixes.append(share_fix(owner, keys, rival.split(" ", 1)[0]))
+        fixes.append(share_fix(owner, keys, rival))
     message = (
         f"Azure deployment {name} on account {account_name} is also claimed by FoundryDeployment {rival}; "
         "the operator leaves it to the first"

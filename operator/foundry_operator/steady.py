@@ -41,10 +41,11 @@ from foundry_operator.conditions import (
 from foundry_operator.errors import AzureTransient
 from foundry_operator.kube import ConfigMapPublisher
 from foundry_operator.observe import ObjectRef, Observer, World, typed_status
-from foundry_operator.outcome import Outcome, stalled
+from foundry_operator.outcome import DeploymentOutcome, deployment_outcome, stalled
 from foundry_operator.placement import retirement_warning
 from foundry_operator.plans import owner_tag
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
+from foundry_operator.refusals import keys_taken
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.views import entry_from_status
 
@@ -98,7 +99,7 @@ class SteadyState:
     observer: Observer
 
     def _retirement(
-        self, offer: ModelOffer, now: datetime, status: Mapping[str, Any], outcome: Outcome
+        self, offer: ModelOffer, now: datetime, status: Mapping[str, Any], outcome: DeploymentOutcome
     ) -> None:
         warning = retirement_warning(offer, now, timedelta(days=self.settings.retirement_window_days))
         if warning:
@@ -107,17 +108,17 @@ class SteadyState:
                 outcome.warn("RetirementSoon", warning)  # once per announcement, not every resync
         else:
             outcome.conditions.append(ConditionUpdate(RETIREMENT_SOON, False, "NoRetirement"))
-        outcome.status["retirementWarning"] = warning
-        outcome.status["retirementDate"] = (
+        outcome.status.retirement_warning = warning
+        outcome.status.retirement_date = (
             offer.retirement_date.date().isoformat() if offer.retirement_date else None
         )
-        outcome.status["replacement"] = offer.replacement
+        outcome.status.replacement = offer.replacement
 
     async def refresh(
         self, obj: ObjectRef, raw_spec: Mapping[str, Any], status: Mapping[str, Any], world: World
-    ) -> Outcome:
+    ) -> DeploymentOutcome:
         """Steady state: no Azure writes and no per-object reads; the cached catalog and the ConfigMap only."""
-        outcome = Outcome()
+        outcome = deployment_outcome()
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         entry = entry_from_status(obj.namespace, obj.name, obj.created, status)
         namespace, account = split_account_ref(str(status.get("accountRef") or ""), obj.namespace)
@@ -144,7 +145,7 @@ class SteadyState:
                 )
                 return stalled(outcome, "ModelRetired", message)
         endpoint, flavour = endpoint_for_format(view.endpoints, view.endpoint, entry.model_format)
-        outcome.status.update(endpoint=endpoint, apiFlavor=flavour)
+        outcome.status.endpoint, outcome.status.api_flavor = endpoint, flavour
         entry = replace(
             entry,
             endpoint=endpoint or entry.endpoint,
@@ -161,7 +162,7 @@ class SteadyState:
         status: Mapping[str, Any],
         entry: PublishedEntry,
         world: World,
-        outcome: Outcome,
+        outcome: DeploymentOutcome,
     ) -> None:
         config_map = spec.config_map_name
         primary = world.primary_endpoint(obj.namespace)
@@ -185,15 +186,13 @@ class SteadyState:
             )
         lost = sorted(key for key, (_, loser) in rendering.key_conflicts.items() if loser == obj.owner)
         published = [key for key in entry.keys if key not in lost]
-        outcome.status["publishedKeys"] = published
+        outcome.status.published_keys = published
         if lost:
-            winners = ", ".join(f"{key} (held by {rendering.key_conflicts[key][0]})" for key in lost)
-            message = (
-                f"keys already published by another FoundryDeployment: {winners}; choose other spec.keys"
+            blocker = keys_taken(
+                {key: rendering.key_conflicts[key][0] for key in lost}, obj.namespace, config_map
             )
-            stalled(
-                outcome, "KeyConflict", message, ConditionUpdate(PUBLISHED, False, "KeyConflict", message)
-            )
+            update = ConditionUpdate(PUBLISHED, False, blocker.code, blocker.text)
+            stalled(outcome, blocker.code, blocker.text, update)
             return
         message = f"published {', '.join(published)} in ConfigMap {config_map}"
         outcome.conditions += [

@@ -32,6 +32,7 @@ class AccountView:
     endpoint: str | None
     endpoints: Mapping[str, str] = field(default_factory=dict)
     pending: bool = False  # no Ready condition yet: the operator has not looked at it so far
+    stalled: bool = False  # not Ready until its spec, its Secret or Azure changes
 
     @property
     def ref(self) -> str:
@@ -66,6 +67,7 @@ def account_view(
         endpoint=status.get("endpoint"),
         endpoints=dict(status.get("endpoints") or {}),
         pending=ready is None,
+        stalled=is_true(status.get("conditions"), STALLED),
     )
 
 

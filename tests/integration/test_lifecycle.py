@@ -63,7 +63,7 @@ async def test_second_object_claiming_the_same_deployment_gets_a_conflict(box: S
         [deployment("second", "gpt-5.4", accounts=["aucert-ai"], sku={"capacity": 90})], NAMESPACE
     )
     conflict = await box.wait_condition("FoundryDeployment", NAMESPACE, "second", "Conflict")
-    assert "belongs to FoundryDeployment aucert/first" in conflict["message"]
+    assert "is also claimed by FoundryDeployment aucert/first" in conflict["message"]
     assert azure_deployments(box, "aucert-ai")["gpt-5.4"].capacity == 20  # the second changed nothing
     assert len(arm_requests(box, "PUT", "deployment")) == 1
     # Deleting the loser must not delete the winner's Azure deployment.

@@ -92,7 +92,10 @@ async def test_two_objects_applied_together_with_one_key_make_one_azure_write(bo
     refused = await box.wait_condition(
         "FoundryDeployment", NAMESPACE, "beta", status="False", reason="KeyConflict"
     )
-    assert "SHARED (held by aucert/alpha)" in refused["message"]
+    assert (
+        "key SHARED in ConfigMap aucert/llm-config is already published by FoundryDeployment aucert/alpha"
+        in (refused["message"])
+    )
     assert [entry["path"].rsplit("/", 1)[-1] for entry in arm_requests(box, "PUT")] == ["gpt-5.4"]
     assert "gpt-5.3-codex" not in azure_deployments(box, "aucert-ai")
 

@@ -431,8 +431,8 @@ CASES: list[Case] = [
         (
             "gpt-5.4-pro",
             "not offered in westus",
-            "Offered in eastus2, southcentralus",
-            "FoundryAccount east (eastus2) offers it: add it to spec.accounts",
+            "gpt-5.4-pro is offered in eastus2, southcentralus",
+            "fix: add east (eastus2) to spec.accounts; or add a FoundryAccount in southcentralus to spec.accounts",
         ),
         (_dep("not-in-this-region", "gpt-5.4-pro"),),
     ),
@@ -471,7 +471,10 @@ CASES: list[Case] = [
         "FoundryDeployment",
         "dup-b",
         "KeyConflict",
-        ("SHARED_KEY (held by corpus/dup-a)", "choose other spec.keys"),
+        (
+            "key SHARED_KEY in ConfigMap corpus/llm-config is already published by FoundryDeployment corpus/dup-a",
+            "fix: choose another key than SHARED_KEY in spec.keys",
+        ),
         (_dep("dup-b", "gpt-5.1-codex", keys=["SHARED_KEY"]),),
     ),
     Case(
@@ -479,7 +482,10 @@ CASES: list[Case] = [
         "FoundryDeployment",
         "foreign-name",
         "Conflict",
-        ("already exists with model OpenAI/gpt-5.1-codex", "set spec.deploymentName to another name"),
+        (
+            "already exists on account aucert-ai with model OpenAI gpt-5.1-codex",
+            "fix: set spec.deploymentName to another name",
+        ),
         (_dep("foreign-name", "gpt-5.4", deploymentName="foreign-codex"),),
     ),
     Case(
@@ -487,7 +493,10 @@ CASES: list[Case] = [
         "FoundryDeployment",
         "claim-b",
         "Conflict",
-        ("belongs to FoundryDeployment corpus/claim-a", "set spec.deploymentName to another name"),
+        (
+            "is also claimed by FoundryDeployment corpus/claim-a",
+            "fix: set spec.deploymentName to another name",
+        ),
         (_dep("claim-b", "gpt-5.4", deploymentName="corpus-claim-a"),),
     ),
     Case(
@@ -506,7 +515,7 @@ CASES: list[Case] = [
         "deployment-on-account-not-in-azure",
         "FoundryDeployment",
         "on-ghost",
-        "AccountNotReady",
+        "NoUsableAccount",
         ("FoundryAccount corpus/ghost is not Ready", "check spec.accountName"),
         (_dep("on-ghost", "gpt-5.4", accounts=["ghost"]),),
     ),
@@ -552,7 +561,7 @@ CASES: list[Case] = [
         "deployment-on-unreadable-credentials",
         "FoundryDeployment",
         "on-no-secret",
-        "AccountNotReady",
+        "NoUsableAccount",
         ("spec.credentials.secretRef.name",),
         (_dep("on-no-secret", "gpt-5.4", accounts=["no-secret"]),),
     ),

@@ -247,7 +247,12 @@ CASES = [
             facts({"model": {"name": "gpt-5.4"}}, accounts=()),
             candidates=(
                 Candidate(
-                    "aucert-ai", "aucert-ai", None, None, "FoundryAccount aucert/aucert-ai is not Ready: x"
+                    "aucert-ai",
+                    "aucert-ai",
+                    None,
+                    None,
+                    "FoundryAccount aucert/aucert-ai is not Ready: x",
+                    waiting=True,
                 ),
             ),
         ),
@@ -267,6 +272,7 @@ CASES = [
                     None,
                     "FoundryAccount aucert/aucert-ai is not Ready: not reconciled yet",
                     pending=True,
+                    waiting=True,
                 ),
                 Candidate(EAST.ref, EAST.account_name, EAST.location, EAST.kind),
             ),
@@ -293,6 +299,20 @@ CASES = [
             and p.placement.chosen is not None
             and p.placement.chosen.candidate.ref == EAST.ref
         ),
+    ),
+    Case(
+        "the only candidate is Stalled (AccountNotFound, say): stalled too, no hot wait",
+        replace(
+            facts({"model": {"name": "gpt-5.4"}}, accounts=()),
+            candidates=(
+                Candidate(
+                    "aucert-ai", "aucert-ai", None, None, "FoundryAccount aucert/aucert-ai is not Ready: y"
+                ),
+            ),
+        ),
+        [],
+        "NoUsableAccount",
+        lambda p: p.outcome.retry_after is None,
     ),
     Case(
         "no usable account at all: stalled",
@@ -512,7 +532,7 @@ CASES = [
             retiring_accounts={"aucert/aucert-ai": WEST_ID},
         ),
         ["Serve", "Publish"],
-        check=lambda p: p.requeue_after == 20 and len(p.outcome.status["retiring"]) == 1,
+        check=lambda p: p.requeue_after == 20 and len(p.outcome.status.retiring) == 1,
     ),
     Case(
         "drain over, ours: delete it",
@@ -528,7 +548,7 @@ CASES = [
             retiring_accounts={"aucert/aucert-ai": WEST_ID},
         ),
         ["DeleteRetired", "Serve", "Publish"],
-        check=lambda p: p.outcome.status["retiring"] == [] and p.requeue_after is None,
+        check=lambda p: p.outcome.status.retiring == [] and p.requeue_after is None,
     ),
     Case(
         "drain over, adopted (not ours): left in place and reported",
@@ -560,7 +580,7 @@ CASES = [
             retiring_accounts={"aucert/aucert-ai": WEST_ID},
         ),
         ["Serve", "Publish"],
-        check=lambda p: p.outcome.status["retiring"] == [],
+        check=lambda p: p.outcome.status.retiring == [],
     ),
     Case(
         "moving back onto a draining deployment: it serves again and is no longer retired",
@@ -577,7 +597,7 @@ CASES = [
         ),
         ["Serve", "Publish", "Retire"],
         check=lambda p: (
-            p.outcome.status["retiring"] == []
+            p.outcome.status.retiring == []
             and isinstance(p.steps[2], Retire)
             and p.steps[2].deployment.deployment_name == "Kimi-K2.6"
         ),
