@@ -103,7 +103,7 @@ async def test_existing_deployment_with_another_model_is_a_conflict(box: Sandbox
     await box.start_operator()
     await box.apply([*accounts(), deployment("gpt", "gpt-5.4", accounts=["aucert-ai"])], NAMESPACE)
     conflict = await box.wait_condition("FoundryDeployment", NAMESPACE, "gpt", "Conflict")
-    assert "already exists with model OpenAI/gpt-5.1-codex" in conflict["message"]
+    assert "already exists on account aucert-ai with model OpenAI gpt-5.1-codex" in conflict["message"]
     assert "set spec.deploymentName to another name" in conflict["message"]
     assert arm_requests(box, "PUT") == []
 

@@ -88,16 +88,23 @@ async def test_two_objects_applied_together_with_one_key_make_one_azure_write(bo
         ],
         NAMESPACE,
     )
-    await box.wait_condition("FoundryDeployment", NAMESPACE, "alpha")
+    # Applied in one go they often share a creationTimestamp second: the uid breaks the tie, so
+    # the winner is the older of (creationTimestamp, uid), the same in every process.
+    objects = [await box.get("FoundryDeployment", NAMESPACE, name) for name in ("alpha", "beta")]
+    winner, loser = sorted(objects, key=lambda o: (o["metadata"]["creationTimestamp"], o["metadata"]["uid"]))
+    await box.wait_condition("FoundryDeployment", NAMESPACE, winner["metadata"]["name"])
     refused = await box.wait_condition(
-        "FoundryDeployment", NAMESPACE, "beta", status="False", reason="KeyConflict"
+        "FoundryDeployment", NAMESPACE, loser["metadata"]["name"], status="False", reason="KeyConflict"
     )
+    holder = f"aucert/{winner['metadata']['name']}"
     assert (
-        "key SHARED in ConfigMap aucert/llm-config is already published by FoundryDeployment aucert/alpha"
+        f"key SHARED in ConfigMap aucert/llm-config is already published by FoundryDeployment {holder}"
         in (refused["message"])
     )
-    assert [entry["path"].rsplit("/", 1)[-1] for entry in arm_requests(box, "PUT")] == ["gpt-5.4"]
-    assert "gpt-5.3-codex" not in azure_deployments(box, "aucert-ai")
+    models = {"alpha": "gpt-5.4", "beta": "gpt-5.3-codex"}
+    written = models[winner["metadata"]["name"]]
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in arm_requests(box, "PUT")] == [written]
+    assert models[loser["metadata"]["name"]] not in azure_deployments(box, "aucert-ai")
 
 
 async def test_an_azure_version_upgrade_is_accepted_published_and_announced(box: Sandbox) -> None:

@@ -39,7 +39,7 @@ async def test_no_eligible_account_names_each_reason_and_where_it_is_offered(box
         "FoundryDeployment", NAMESPACE, "pro", status="False", reason="ModelNotOffered"
     )
     assert "gpt-5.4-pro (GlobalStandard) is not offered in westus (account aucert-ai)" in ready["message"]
-    assert "Offered in eastus2, southcentralus" in ready["message"]
+    assert "gpt-5.4-pro is offered in eastus2, southcentralus" in ready["message"]
     assert arm_requests(box, "PUT") == []
 
 

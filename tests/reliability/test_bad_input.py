@@ -31,6 +31,7 @@ from kubernetes import client as k8s
 from foundry_emulator.controlplane import ControlPlane
 from foundry_emulator.sandbox import Sandbox, fast_settings
 from foundry_operator.api.validation import FieldError, validate_object
+from tests.integration.check_agreement import check_verdicts, disagreements, live_check, operator_verdicts
 from tests.integration.conftest import arm_requests, azure_deployments, deployment
 from tests.reliability.conftest import (
     LEDGER,
@@ -748,3 +749,50 @@ async def test_refused_objects_do_not_spin(box: Sandbox) -> None:
     assert max(per_object.values(), default=0) <= 3, per_object
     events = [e for e in kube_during if e.resource == "events"]
     assert len(events) <= len(per_object), (len(events), per_object)
+
+
+# Deployments whose verdict rests on what only the cluster holds: `check` reads Azure with its own
+# identity and never the cluster's Secrets, so an account the operator cannot use for want of its
+# Secret is one `check` reads fine.
+CLUSTER_ONLY = {"on-no-secret"}
+
+
+async def test_check_agrees_with_the_operator_on_the_corpus(
+    box: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same manifests through `check` (live, this Azure): the same verdict for every
+    FoundryDeployment, and the same words for the planner's refusals."""
+    for case in CASES:
+        await _ready(box, case)
+    shared = {
+        **_acct("shared", "aucert-ai", allowedNamespaces=["team-x"]),
+        "metadata": {"name": "shared", "namespace": "platform"},
+    }
+    documents = [
+        shared,
+        *account_docs(),
+        # In the order the operator honours claims in: creationTimestamp, then uid (check: manifest order).
+        *sorted(
+            await box.list("FoundryDeployment", NS),
+            key=lambda d: (d["metadata"]["creationTimestamp"], d["metadata"]["uid"]),
+        ),
+        *(doc for case in CASES if case.kind == "FoundryAccount" for doc in case.docs),
+    ]
+    manifests = [
+        {
+            "apiVersion": d["apiVersion"],
+            "kind": d["kind"],
+            "metadata": {
+                "name": d["metadata"]["name"],
+                **({"namespace": d["metadata"]["namespace"]} if d["metadata"].get("namespace") else {}),
+            },
+            "spec": d["spec"],
+        }
+        for d in documents
+    ]
+    deployments = sorted(
+        {d["metadata"]["name"] for d in manifests if d["kind"] == "FoundryDeployment"} - CLUSTER_ONLY
+    )
+    report = await live_check(box, manifests, NS, tmp_path_factory.mktemp("check"))
+    operator = await operator_verdicts(box, NS, deployments)
+    assert disagreements(check_verdicts(report), operator) == []
