@@ -14,7 +14,6 @@ holds one deployment), so it is refused with the fix and the old deployment keep
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from foundry_operator.api.models import (
     CandidateStatus,
@@ -47,7 +46,9 @@ from foundry_operator.plans import (
     Retire,
     Serve,
     Step,
+    candidate_status,
     owner_tag,
+    without_nulls,
 )
 from foundry_operator.publishing import endpoint_for_format
 from foundry_operator.refusals import (
@@ -77,32 +78,6 @@ __all__ = [
     "owner_tag",
     "plan",
 ]
-
-# -- status helpers ------------------------------------------------------------------------------
-
-
-def without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
-    """A status list entry without null fields: the schema types them as strings, not nullable."""
-    return {key: value for key, value in entry.items() if value is not None}
-
-
-def candidate_status(placement: Placement) -> list[CandidateStatus]:
-    chosen_ref = placement.chosen.candidate.ref if placement.chosen else None
-    return [
-        CandidateStatus.model_validate(
-            without_nulls(
-                {
-                    "account": verdict.candidate.ref,
-                    "region": verdict.candidate.region,
-                    "eligible": verdict.eligible,
-                    "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
-                    + verdict.reason
-                    + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
-                }
-            )
-        )
-        for verdict in placement.verdicts
-    ]
 
 
 def same_model(existing: DeploymentSnapshot, name: str, model_format: str) -> bool:

@@ -8,8 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from foundry_operator.api.models import FoundryDeploymentSpec, FoundryDeploymentStatus, RetiringDeployment
+from foundry_operator.api.models import (
+    CandidateStatus,
+    FoundryDeploymentSpec,
+    FoundryDeploymentStatus,
+    RetiringDeployment,
+)
 from foundry_operator.azure.arm import DeploymentSnapshot, DesiredDeployment
 from foundry_operator.catalog import ModelOffer, QuotaUsage, RegionCatalog
 from foundry_operator.outcome import DeploymentOutcome
@@ -139,3 +145,30 @@ class Plan:
     @property
     def writes(self) -> list[Step]:
         return [s for s in self.steps if isinstance(s, (Deploy, DeleteRetired))]
+
+
+# -- status helpers ------------------------------------------------------------------------------
+
+
+def without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
+    """A status list entry without null fields: the schema types them as strings, not nullable."""
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+def candidate_status(placement: Placement) -> list[CandidateStatus]:
+    chosen_ref = placement.chosen.candidate.ref if placement.chosen else None
+    return [
+        CandidateStatus.model_validate(
+            without_nulls(
+                {
+                    "account": verdict.candidate.ref,
+                    "region": verdict.candidate.region,
+                    "eligible": verdict.eligible,
+                    "reason": ("chosen: " if verdict.candidate.ref == chosen_ref else "")
+                    + verdict.reason
+                    + (f" (fix: {verdict.suggestion})" if verdict.suggestion else ""),
+                }
+            )
+        )
+        for verdict in placement.verdicts
+    ]
