@@ -59,6 +59,9 @@ async def _deploy(box: Sandbox, model: dict[str, Any]) -> None:
     )
     await box.apply([*accounts(), body], NAMESPACE)
     await box.wait_condition("FoundryDeployment", NAMESPACE, "gpt")
+    # Steady state before Azure acts: a resync tick that still held the body from before the
+    # create's status patch would take the upgraded deployment for a fresh one (no Event at all).
+    await _more_resync_rounds(box, 2)
 
 
 async def _events(box: Sandbox, name: str) -> list[Any]:
