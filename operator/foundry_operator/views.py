@@ -161,7 +161,7 @@ def entry_from_status(
         model_format=status.get("modelFormat") or "OpenAI",
         sku_name=status.get("skuName") or "",
         capacity=status.get("capacity"),
-        account=status["account"],
+        account=_azure_account(status),
         region=status["region"],
         capabilities=tuple(sorted((status.get("capabilities") or {}).items())),
         retirement_date=status.get("retirementDate"),
@@ -200,3 +200,12 @@ def deployment_index_entries(
     if entry is not None:
         result[("published", namespace, status.get("configMapName") or config_map)] = entry
     return result
+
+
+def _azure_account(status: Mapping[str, Any]) -> str:
+    """The Azure account name, as the reconciler publishes it (the FoundryAccount may be named otherwise)."""
+    parts = str(status.get("resourceId") or "").split("/")
+    lowered = [part.lower() for part in parts]
+    if "accounts" in lowered and lowered.index("accounts") + 1 < len(parts):
+        return parts[lowered.index("accounts") + 1]
+    return str(status["account"])

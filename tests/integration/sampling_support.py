@@ -69,14 +69,12 @@ class KeySampler:
         state = deployment_state(self.box, account, name)
         if state != "Succeeded":
             self.violations.append(f"sample {self.samples}: {account}/{name} published while {state}")
-        # models.json must agree with the keys (its "account" field is not compared: see
-        # views.entry_from_status, which renders the FoundryAccount's name where a fresh publish
-        # renders the Azure account's).
+        # models.json must agree with the keys, its "account" (the Azure account's name) included.
         described = json.loads(data.get("models.json") or "{}").get(self.key) or {}
-        if (described.get("deployment"), described.get("endpoint")) != (name, endpoint):
+        said = (described.get("account"), described.get("deployment"), described.get("endpoint"))
+        if said != (account, name, endpoint):
             self.violations.append(
-                f"sample {self.samples}: models.json says {described.get('endpoint')} "
-                f"{described.get('deployment')}, the keys say {endpoint} {name}"
+                f"sample {self.samples}: models.json says {said}, the keys say {(account, name, endpoint)}"
             )
         if not self.seen or self.seen[-1] != (account, name):
             self.seen.append((account, name))

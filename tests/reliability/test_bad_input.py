@@ -324,7 +324,7 @@ CASES: list[Case] = [
         (
             "gpt-9-ultra",
             "is not offered in westus",
-            "No region offers OpenAI model gpt-9-ultra: check spec.model.name",
+            "fix: check spec.model.name (gpt-9-ultra)",
         ),
         (_dep("unknown-model", "gpt-9-ultra"),),
     ),
