@@ -25,7 +25,7 @@ from foundry_operator.api.models import (
 from foundry_operator.azure.arm import AccountCoordinates, AzureGateway
 from foundry_operator.catalog import QuotaUsage, RegionCatalog
 from foundry_operator.errors import CLASSIFIED, PrincipalUnavailable
-from foundry_operator.placement import Candidate, resolve_version
+from foundry_operator.placement import Candidate, DeploymentRequest, evaluate, resolve_version
 from foundry_operator.plans import AccountFacts, DeploymentFacts
 from foundry_operator.publishing import PublishedEntry
 from foundry_operator.refusals import Elsewhere
@@ -191,18 +191,22 @@ class Observer:
         ]
         fitting: list[tuple[str, str]] = []
         tried: list[str] = []
+        request = DeploymentRequest(
+            spec.model.name, spec.model.format, spec.model.version, spec.sku.name.value, spec.sku.capacity
+        )
         for view in others:
+            ref = view.name if view.namespace == obj.namespace else view.ref
             try:
-                principal = await resolve_principal(self.core, view.namespace, view.spec)
-                catalog = await self.azure.catalog(view.coordinates(principal), str(view.location))
+                coords = view.coordinates(await resolve_principal(self.core, view.namespace, view.spec))
+                catalog = await self.azure.catalog(coords, str(view.location))
+                usages = await self.azure.quota(coords, str(view.location))
             except CLASSIFIED:  # where else it fits is advice: an account that cannot be read is skipped
                 continue
-            found = catalog.offers_for(spec.model.name, spec.model.format, view.kind)
-            offers += found
-            if resolve_version(found, spec.model.version) is not None:
-                fitting.append(
-                    (view.name if view.namespace == obj.namespace else view.ref, str(view.location))
-                )
+            offers += catalog.offers_for(spec.model.name, spec.model.format, view.kind)
+            # Only an account that could take it as asked (version, SKU, capacity, quota) is named.
+            candidate = Candidate(ref, view.spec.account_name, view.location, view.kind)
+            if evaluate(candidate, request, catalog, usages, facts.now).eligible:
+                fitting.append((ref, str(view.location)))
             else:
                 tried.append(str(view.location))
         # The model capacities API needs a version: without one in the spec, the catalogs' default.

@@ -20,9 +20,11 @@ async def test_check_and_the_operator_agree_on_the_examples(box: Sandbox, tmp_pa
     await box.start_operator()
     await box.apply(documents, NAMESPACE)
     operator = await operator_verdicts(box, NAMESPACE, names)
-    assert disagreements(before, operator) == []
+    problems = disagreements(before, operator)
+    assert not problems, "\n".join(problems)
     after = check_verdicts(await live_check(box, documents, NAMESPACE, tmp_path))
-    assert disagreements(after, operator) == []
+    problems = disagreements(after, operator)
+    assert not problems, "\n".join(problems)
 
     # The ADR's model swap, a model change of the operator's own deployment: check passes it (the
     # operator creates Kimi-K2.6 under its new name before the old one goes), as the operator does.
@@ -45,4 +47,5 @@ async def test_check_and_the_operator_agree_on_the_examples(box: Sandbox, tmp_pa
     operator = await operator_verdicts(box, NAMESPACE, [*names, "late-key"])
     assert checked["kimi-k2.6"].ok and operator["kimi-k2.6"].ok
     assert checked["late-key"].reason == "KeyConflict"
-    assert disagreements(checked, operator) == []
+    problems = disagreements(checked, operator)
+    assert not problems, "\n".join(problems)

@@ -795,4 +795,5 @@ async def test_check_agrees_with_the_operator_on_the_corpus(
     )
     report = await live_check(box, manifests, NS, tmp_path_factory.mktemp("check"))
     operator = await operator_verdicts(box, NS, deployments)
-    assert disagreements(check_verdicts(report), operator) == []
+    problems = disagreements(check_verdicts(report), operator)
+    assert not problems, "\n".join(problems)
