@@ -29,8 +29,9 @@ from foundry_operator.views import (
     KeyClaim,
     NameClaim,
     account_key,
-    key_claims_key,
+    key_claim_key,
     name_key,
+    placed_key,
     seniority,
 )
 
@@ -82,8 +83,12 @@ def make_world(accounts_index: kopf.Index[Any, Any], deployments_index: kopf.Ind
     def name_claims(deployment_name: str) -> list[NameClaim]:
         return list(deployments_index.get(name_key(deployment_name), []))
 
-    def key_claims(namespace: str, config_map: str) -> list[KeyClaim]:
-        return list(deployments_index.get(key_claims_key(namespace, config_map), []))
+    def key_claims(namespace: str, config_map: str, keys: Iterable[str]) -> list[KeyClaim]:
+        claims = {}
+        for key in keys:
+            for claim in deployments_index.get(key_claim_key(namespace, config_map, key), []):
+                claims[claim.owner] = claim
+        return list(claims.values())
 
     def published(namespace: str, config_map: str) -> Iterable[Any]:
         return seed_entries(deployments_index.get(("published", namespace, config_map), []))
@@ -130,12 +135,7 @@ BACKOFF_DOUBLINGS = 6
 
 def placed_on(deployments_index: kopf.Index[Any, Any], account_id: str) -> set[str]:
     """The FoundryDeployments (namespace/name) whose status places them on the account."""
-    return {
-        claim.owner
-        for key, store in deployments_index.items()
-        if key[0] == "claim" and key[1] == account_id.lower()
-        for claim in store
-    }
+    return {claim.owner for claim in deployments_index.get(placed_key(account_id), [])}
 
 
 def backoff(delay: float, retry: int, cap: float) -> float:

@@ -53,7 +53,7 @@ class World:
     published: Callable[[str, str], Iterable[PublishedEntry]]
     primary_endpoint: Callable[[str], str | None]
     all_accounts: Callable[[], list[AccountView]]
-    key_claims: Callable[[str, str], list[KeyClaim]]
+    key_claims: Callable[[str, str, Iterable[str]], list[KeyClaim]]  # claims on these keys
 
 
 class Observer:
@@ -150,7 +150,7 @@ class Observer:
             usages=usages,
             deployments=dict(zip(ids, listings, strict=True)),
             name_claims=world.name_claims(spec.effective_deployment_name()),
-            key_claims=world.key_claims(obj.namespace, spec.config_map_name),
+            key_claims=world.key_claims(obj.namespace, spec.config_map_name, effective_keys(spec, obj.name)),
             now=self.clock(),
             retiring_accounts=retiring_accounts,
         )

@@ -68,7 +68,9 @@ class DeploymentFacts:
     now: datetime
     # Every object's wish for or hold on this Azure deployment name (this object's included).
     name_claims: Sequence[NameClaim] = ()
-    key_claims: Sequence[KeyClaim] = ()  # every object's spec.keys in this ConfigMap
+    key_claims: Sequence[
+        KeyClaim
+    ] = ()  # the claims of objects asking for one of these keys in this ConfigMap
     retiring_accounts: Mapping[str, str] = field(default_factory=dict)  # qualified ref -> ARM id
     retry_seconds: float = ACCOUNT_WAIT_SECONDS  # the operator's transient retry delay
     elsewhere: Elsewhere | None = None

@@ -127,8 +127,9 @@ def name_key(deployment_name: str) -> tuple[str, str]:
     return ("name", deployment_name.lower())
 
 
-def key_claims_key(namespace: str, config_map: str) -> tuple[str, str, str]:
-    return ("keys", namespace, config_map)
+def key_claim_key(namespace: str, config_map: str, key: str) -> tuple[str, str, str, str]:
+    # One index entry per key: a reconcile reads the claims on its own keys, not every object's.
+    return ("key", namespace, config_map, key)
 
 
 def account_key(namespace: str, name: str) -> tuple[str, str, str]:
@@ -137,8 +138,8 @@ def account_key(namespace: str, name: str) -> tuple[str, str, str]:
     return ("account", namespace, name)
 
 
-def claim_key(account_id: str, deployment_name: str) -> tuple[str, str, str]:
-    return ("claim", account_id.lower(), deployment_name.lower())
+def placed_key(account_id: str) -> tuple[str, str]:
+    return ("placed", account_id.lower())
 
 
 def entry_from_status(
@@ -185,17 +186,22 @@ def deployment_index_entries(
     held_id, held_name = ("", "")
     if "/deployments/" in resource_id and not is_true(conditions, "Conflict"):
         held_id, held_name = resource_id.lower().rsplit("/deployments/", 1)
-    stalled = is_true(conditions, STALLED) and status.get("observedGeneration") == meta.get("generation")
-    wish = NameClaim(owner, created, model, candidates, undecided=not held_id and not stalled)
-    result: dict[Any, Any] = {key_claims_key(namespace, config_map): KeyClaim(owner, created, keys, model)}
-    if held_id and held_name == wanted.lower():
+    # Settled: the operator has placed or refused the current generation; until then, it may still
+    # take the name it asks for (a new object, one waiting for an account, one mid-change).
+    current = status.get("observedGeneration") == meta.get("generation")
+    settled = current and (is_true(conditions, READY) or is_true(conditions, STALLED))
+    holds_wanted = bool(held_id) and held_name == wanted.lower()
+    wish = NameClaim(owner, created, model, candidates, undecided=not holds_wanted and not settled)
+    claim = KeyClaim(owner, created, keys, model)
+    result: dict[Any, Any] = {key_claim_key(namespace, config_map, key): claim for key in keys}
+    if holds_wanted:
         result[name_key(wanted)] = replace(wish, held_on=held_id)
     else:
         result[name_key(wanted)] = wish
         if held_id:  # mid-change: the name it serves now is still held
             result[name_key(held_name)] = NameClaim(owner, created, model, held_on=held_id)
     if held_id:
-        result[claim_key(held_id, held_name)] = Claim(owner, created)
+        result[placed_key(held_id)] = Claim(owner, created)
     entry = entry_from_status(namespace, name, created, status)
     if entry is not None:
         result[("published", namespace, status.get("configMapName") or config_map)] = entry
