@@ -26,7 +26,7 @@ from foundry_operator.conditions import (
 )
 from foundry_operator.errors import CLASSIFIED, classify
 from foundry_operator.kube import ConfigMapPublisher
-from foundry_operator.observe import ObjectRef, Observer, World, typed_status
+from foundry_operator.observe import ObjectRef, Observer, World
 from foundry_operator.outcome import DeploymentOutcome, deployment_outcome, failed, stalled
 from foundry_operator.planning import (
     DeleteRetired,
@@ -42,6 +42,7 @@ from foundry_operator.planning import (
 from foundry_operator.publishing import PublishedEntry
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import SteadyState
+from foundry_operator.views import typed_status
 
 
 class DeploymentReconciler(SteadyState):

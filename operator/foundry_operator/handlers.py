@@ -32,11 +32,11 @@ from foundry_operator.context import (
     placed_on,
 )
 from foundry_operator.errors import CLASSIFIED, PrincipalUnavailable, classify
-from foundry_operator.observe import World, typed_status
+from foundry_operator.observe import World
 from foundry_operator.outcome import DeploymentOutcome
 from foundry_operator.publishing import primary_endpoint
 from foundry_operator.steady import Resync, resync_kind, seed_entries
-from foundry_operator.views import account_key, account_view, deployment_index_entries
+from foundry_operator.views import account_key, account_view, deployment_index_entries, typed_status
 
 ACCOUNTS = (GROUP, VERSION, "foundryaccounts")
 DEPLOYMENTS = (GROUP, VERSION, "foundrydeployments")

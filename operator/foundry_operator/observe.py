@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from kubernetes.client import CoreV1Api
 
@@ -226,14 +225,6 @@ class Observer:
         except CLASSIFIED:
             offered = ()
         return Elsewhere(tuple(offered), tuple(fitting), tuple(tried))
-
-
-def typed_status(raw: Mapping[str, Any]) -> FoundryDeploymentStatus:
-    """The status as the pydantic model (conditions are merged elsewhere, from the raw list)."""
-    known = {field.alias or name for name, field in FoundryDeploymentStatus.model_fields.items()}
-    return FoundryDeploymentStatus.model_validate(
-        {key: value for key, value in raw.items() if key in known and key != "conditions"}
-    )
 
 
 def _account_facts(ref: str, view: AccountView, coords: AccountCoordinates) -> AccountFacts:

@@ -40,14 +40,14 @@ from foundry_operator.conditions import (
 )
 from foundry_operator.errors import AzureTransient
 from foundry_operator.kube import ConfigMapPublisher
-from foundry_operator.observe import ObjectRef, Observer, World, typed_status
+from foundry_operator.observe import ObjectRef, Observer, World
 from foundry_operator.outcome import DeploymentOutcome, deployment_outcome, stalled
 from foundry_operator.placement import retirement_warning
 from foundry_operator.plans import owner_tag
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.refusals import keys_taken
 from foundry_operator.settings import OperatorSettings
-from foundry_operator.views import entry_from_status
+from foundry_operator.views import entry_from_status, typed_status
 
 
 class Resync(Enum):
@@ -104,7 +104,7 @@ class SteadyState:
         warning = retirement_warning(offer, now, timedelta(days=self.settings.retirement_window_days))
         if warning:
             outcome.conditions.append(ConditionUpdate(RETIREMENT_SOON, True, "RetirementAnnounced", warning))
-            if status.get("retirementWarning") != warning:
+            if typed_status(status).retirement_warning != warning:
                 outcome.warn("RetirementSoon", warning)  # once per announcement, not every resync
         else:
             outcome.conditions.append(ConditionUpdate(RETIREMENT_SOON, False, "NoRetirement"))
@@ -121,7 +121,7 @@ class SteadyState:
         outcome = deployment_outcome()
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         entry = entry_from_status(obj.namespace, obj.name, obj.created, status)
-        namespace, account = split_account_ref(str(status.get("accountRef") or ""), obj.namespace)
+        namespace, account = split_account_ref(typed_status(status).account_ref or "", obj.namespace)
         view = world.account(namespace, account)
         if entry is None or view is None or not view.location:
             return outcome
@@ -174,7 +174,7 @@ class SteadyState:
             owner=obj.owner,
             entry=entry,
         )
-        previous_config_map = status.get("configMapName")
+        previous_config_map = typed_status(status).config_map_name
         if previous_config_map and previous_config_map != config_map:
             await self.publisher.publish(
                 obj.namespace,
@@ -215,10 +215,11 @@ class SteadyState:
     ) -> str:
         """Remove the Azure deployment (policy Delete) and the keys. Raises to keep the finalizer."""
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
-        resource_id = str(status.get("resourceId") or "")
+        current = typed_status(status)
+        resource_id = current.resource_id or ""
         done = "nothing was deployed"
         if resource_id and spec.deletion_policy.value == "Delete":
-            ref = status.get("accountRef")
+            ref = current.account_ref
             namespace, name = split_account_ref(str(ref), obj.namespace) if ref else ("", "")
             view = world.account(namespace, name) if ref else None
             if view is None:
@@ -232,10 +233,10 @@ class SteadyState:
                 await self.azure.delete_deployment(coords, deployment_name, view.location)
                 done = f"deleted Azure deployment {deployment_name} on {coords.account_name}"
         elif resource_id:
-            done = f"left Azure deployment {status.get('deploymentName')} in place (deletionPolicy Orphan)"
+            done = f"left Azure deployment {current.deployment_name} in place (deletionPolicy Orphan)"
         if spec.deletion_policy.value == "Delete":
-            done += await self._delete_retiring(obj, typed_status(status), world)
-        config_map = str(status.get("configMapName") or spec.config_map_name)
+            done += await self._delete_retiring(obj, current, world)
+        config_map = current.config_map_name or spec.config_map_name
         await self.publisher.publish(
             obj.namespace,
             config_map,
@@ -268,8 +269,8 @@ class SteadyState:
         self, obj: ObjectRef, raw_spec: Mapping[str, Any], status: Mapping[str, Any], world: World
     ) -> Drift:
         """What differs in Azure from what this object last deployed (one listing per account)."""
-        ref = status.get("accountRef")
-        name = status.get("deploymentName")
+        current = typed_status(status)
+        ref, name = current.account_ref, current.deployment_name
         if not ref or not name:
             return Drift()
         namespace, account = split_account_ref(str(ref), obj.namespace)
@@ -283,7 +284,7 @@ class SteadyState:
             return Drift((f"Azure deployment {name} on {view.spec.account_name} was deleted out of band",))
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         # Compared with what the spec asks for (the status may have recorded a drifted value).
-        wanted_capacity = spec.sku.capacity if spec.sku.capacity is not None else status.get("capacity")
+        wanted_capacity = spec.sku.capacity if spec.sku.capacity is not None else current.capacity
         differences = []
         upgrade = None
         if actual.capacity != wanted_capacity:
@@ -291,9 +292,9 @@ class SteadyState:
         if spec.version_upgrade_option == VersionUpgradeOption.NO_AUTO_UPGRADE:
             if spec.model.version and actual.model_version != spec.model.version:
                 differences.append(f"version {spec.model.version} -> {actual.model_version}")
-        elif status.get("modelVersion") and actual.model_version != status.get("modelVersion"):
+        elif current.model_version and actual.model_version != current.model_version:
             # Azure's own upgrade (the option allows it): not drift, not reverted; a plan publishes it.
-            upgrade = f"{status.get('modelVersion')} -> {actual.model_version}"
+            upgrade = f"{current.model_version} -> {actual.model_version}"
         if (actual.sku_name or "").lower() != spec.sku.name.value.lower():
             differences.append(f"sku {spec.sku.name.value} -> {actual.sku_name}")
         changes = (

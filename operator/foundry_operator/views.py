@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from foundry_operator.api.models import FoundryAccountSpec, default_key, split_account_ref
+from foundry_operator.api.models import (
+    ApiModel,
+    FoundryAccountSpec,
+    FoundryAccountStatus,
+    FoundryDeploymentStatus,
+    default_key,
+    split_account_ref,
+)
 from foundry_operator.azure.arm import AccountCoordinates
 from foundry_operator.azure.credentials import ServicePrincipal
 from foundry_operator.conditions import READY, STALLED, condition, is_true
@@ -56,16 +63,17 @@ def account_view(
     except ValidationError:
         return None
     ready = condition(status.get("conditions"), READY)
+    typed = typed_account_status(status)
     return AccountView(
         namespace=namespace,
         name=name,
         spec=parsed,
         ready=bool(ready and ready.get("status") == "True"),
         message=str(ready.get("message", "")) if ready else "not reconciled yet",
-        location=status.get("location"),
-        kind=status.get("kind"),
-        endpoint=status.get("endpoint"),
-        endpoints=dict(status.get("endpoints") or {}),
+        location=typed.location,
+        kind=typed.kind,
+        endpoint=typed.endpoint,
+        endpoints=dict(typed.endpoints),
         pending=ready is None,
         stalled=is_true(status.get("conditions"), STALLED),
     )
@@ -142,30 +150,46 @@ def placed_key(account_id: str) -> tuple[str, str]:
     return ("placed", account_id.lower())
 
 
+def typed_status(raw: Mapping[str, Any]) -> FoundryDeploymentStatus:
+    """The status as the pydantic model (conditions are merged apart, from the raw list)."""
+    return FoundryDeploymentStatus.model_validate(_known(raw, FoundryDeploymentStatus))
+
+
+def typed_account_status(raw: Mapping[str, Any]) -> FoundryAccountStatus:
+    return FoundryAccountStatus.model_validate(_known(raw, FoundryAccountStatus))
+
+
+def _known(raw: Mapping[str, Any], model: type[ApiModel]) -> dict[str, Any]:
+    known = {field.alias or name for name, field in model.model_fields.items()}
+    return {key: value for key, value in raw.items() if key in known and key != "conditions"}
+
+
 def entry_from_status(
     namespace: str, name: str, created: str, status: Mapping[str, Any]
 ) -> PublishedEntry | None:
     """The entry an object last published, as its status records it (None if it publishes nothing)."""
-    keys = tuple(status.get("publishedKeys") or ())
-    required = ("endpoint", "deploymentName", "modelName", "account", "region")
-    if not keys or any(not status.get(item) for item in required):
+    typed = typed_status(status)
+    keys = tuple(typed.published_keys)
+    if not keys or not (
+        typed.endpoint and typed.deployment_name and typed.model_name and typed.account and typed.region
+    ):
         return None
     return PublishedEntry(
         owner=f"{namespace}/{name}",
         created=created,
         keys=keys,
-        endpoint=status["endpoint"],
-        api_flavor=status.get("apiFlavor") or "openai",
-        deployment_name=status["deploymentName"],
-        model_name=status["modelName"],
-        model_version=status.get("modelVersion"),
-        model_format=status.get("modelFormat") or "OpenAI",
-        sku_name=status.get("skuName") or "",
-        capacity=status.get("capacity"),
-        account=_azure_account(status),
-        region=status["region"],
-        capabilities=tuple(sorted((status.get("capabilities") or {}).items())),
-        retirement_date=status.get("retirementDate"),
+        endpoint=typed.endpoint,
+        api_flavor=typed.api_flavor or "openai",
+        deployment_name=typed.deployment_name,
+        model_name=typed.model_name,
+        model_version=typed.model_version,
+        model_format=typed.model_format or "OpenAI",
+        sku_name=typed.sku_name or "",
+        capacity=typed.capacity,
+        account=_azure_account(typed),
+        region=typed.region,
+        capabilities=tuple(sorted(typed.capabilities.items())),
+        retirement_date=typed.retirement_date,
     )
 
 
@@ -208,10 +232,10 @@ def deployment_index_entries(
     return result
 
 
-def _azure_account(status: Mapping[str, Any]) -> str:
+def _azure_account(status: FoundryDeploymentStatus) -> str:
     """The Azure account name, as the reconciler publishes it (the FoundryAccount may be named otherwise)."""
-    parts = str(status.get("resourceId") or "").split("/")
+    parts = (status.resource_id or "").split("/")
     lowered = [part.lower() for part in parts]
     if "accounts" in lowered and lowered.index("accounts") + 1 < len(parts):
         return parts[lowered.index("accounts") + 1]
-    return str(status["account"])
+    return status.account or ""
