@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.api.models import CredentialSource, FoundryAccountSpec, Management
@@ -13,6 +14,9 @@ from foundry_operator.azure.writes import ConflictPersists, error_code, error_me
 from foundry_operator.conditions import READY, RECONCILING, STALLED, ConditionUpdate
 from foundry_operator.kube import read_principal
 from foundry_operator.outcome import Outcome
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
 
 
 class PrincipalUnavailable(Exception):

@@ -9,10 +9,9 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
-from kubernetes.client import CoreV1Api
 
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.conditions import READY, condition, merge_conditions
@@ -25,6 +24,9 @@ from foundry_operator.publishing import primary_endpoint
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import seed_entries
 from foundry_operator.views import AccountView, Claim, KeyClaim, account_key, claim_key, key_claims_key
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
 
 
 @dataclass

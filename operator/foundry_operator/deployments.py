@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
 )
-from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.access import review_access
@@ -53,6 +52,9 @@ from foundry_operator.publishing import PublishedEntry
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import SteadyState
 from foundry_operator.views import Claim
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
 
 
 class DeploymentReconciler(SteadyState):

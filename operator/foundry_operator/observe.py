@@ -11,10 +11,9 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-from kubernetes.client import CoreV1Api
 
 from foundry_operator.accounts import PrincipalUnavailable, resolve_principal
 from foundry_operator.api.models import (
@@ -30,6 +29,9 @@ from foundry_operator.placement import Candidate, resolve_version
 from foundry_operator.planning import AccountFacts, DeploymentFacts, Elsewhere
 from foundry_operator.publishing import PublishedEntry
 from foundry_operator.views import AccountView, Claim, KeyClaim
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
 
 TRANSIENT_AZURE_ERRORS = (
     ServiceRequestError,

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
-
-from kubernetes.client import CoreV1Api
+from typing import TYPE_CHECKING, Any
 
 from foundry_operator.access import review_access
 from foundry_operator.accounts import resolve_principal
@@ -47,6 +45,9 @@ from foundry_operator.planning import (
 from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.views import entry_from_status
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
 
 
 class AzureTransient(Exception):
