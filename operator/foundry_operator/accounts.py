@@ -16,7 +16,7 @@ from foundry_operator.kube import read_principal
 from foundry_operator.outcome import Outcome
 
 if TYPE_CHECKING:
-    from kubernetes.client import CoreV1Api
+    from foundry_operator.kube import KubeCore
 
 
 class PrincipalUnavailable(Exception):
@@ -24,7 +24,7 @@ class PrincipalUnavailable(Exception):
 
 
 async def resolve_principal(
-    core: CoreV1Api, namespace: str, spec: FoundryAccountSpec
+    core: KubeCore, namespace: str, spec: FoundryAccountSpec
 ) -> ServicePrincipal | None:
     if spec.credentials.source != CredentialSource.SECRET or spec.credentials.secret_ref is None:
         return None
@@ -63,7 +63,7 @@ def _not_ready(outcome: Outcome, reason: str, message: str, *, stalled: bool) ->
 
 
 async def reconcile_account(
-    azure: AzureGateway, core: CoreV1Api, namespace: str, spec: FoundryAccountSpec, retry_seconds: float
+    azure: AzureGateway, core: KubeCore, namespace: str, spec: FoundryAccountSpec, retry_seconds: float
 ) -> tuple[Outcome, AccountCoordinates | None]:
     outcome = Outcome()
     try:

@@ -26,14 +26,14 @@ from foundry_operator.steady import seed_entries
 from foundry_operator.views import AccountView, Claim, KeyClaim, account_key, claim_key, key_claims_key
 
 if TYPE_CHECKING:
-    from kubernetes.client import CoreV1Api
+    from foundry_operator.kube import KubeCore
 
 
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
     azure: AzureGateway
-    core: CoreV1Api
+    core: KubeCore
     publisher: ConfigMapPublisher
     deployments: DeploymentReconciler
     metrics: Metrics

@@ -54,7 +54,7 @@ from foundry_operator.steady import SteadyState
 from foundry_operator.views import Claim
 
 if TYPE_CHECKING:
-    from kubernetes.client import CoreV1Api
+    from foundry_operator.kube import KubeCore
 
 
 class DeploymentReconciler(SteadyState):
@@ -63,7 +63,7 @@ class DeploymentReconciler(SteadyState):
     def __init__(
         self,
         azure: AzureGateway,
-        core: CoreV1Api,
+        core: KubeCore,
         publisher: ConfigMapPublisher,
         settings: OperatorSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -31,7 +31,7 @@ from foundry_operator.publishing import PublishedEntry
 from foundry_operator.views import AccountView, Claim, KeyClaim
 
 if TYPE_CHECKING:
-    from kubernetes.client import CoreV1Api
+    from foundry_operator.kube import KubeCore
 
 TRANSIENT_AZURE_ERRORS = (
     ServiceRequestError,
@@ -67,7 +67,7 @@ class World:
 
 
 class Observer:
-    def __init__(self, azure: AzureGateway, core: CoreV1Api, clock: Callable[[], datetime]) -> None:
+    def __init__(self, azure: AzureGateway, core: KubeCore, clock: Callable[[], datetime]) -> None:
         self.azure = azure
         self.core = core
         self.clock = clock

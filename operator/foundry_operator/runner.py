@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.deployments import DeploymentReconciler
 from foundry_operator.handlers import OperatorContext, build_registry
-from foundry_operator.kube import ConfigMapPublisher, build_api_client, lazy_core_v1_api
+from foundry_operator.kube import ConfigMapPublisher, KubeCore, build_api_client
 from foundry_operator.metrics import Metrics
 from foundry_operator.settings import AzureSettings, EnvironmentSettings, OperatorSettings
 
@@ -73,7 +73,7 @@ def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSett
 def build_context(
     settings: OperatorSettings, azure: AzureSettings, api_client: k8s.ApiClient, metrics: Metrics
 ) -> OperatorContext:
-    core = lazy_core_v1_api(api_client)
+    core = KubeCore(api_client)
     gateway = AzureGateway(azure, settings, metrics)
     # An unchanged entry re-verifies the ConfigMap at most twice per resync period.
     publisher = ConfigMapPublisher(

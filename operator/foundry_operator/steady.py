@@ -47,7 +47,7 @@ from foundry_operator.settings import OperatorSettings
 from foundry_operator.views import entry_from_status
 
 if TYPE_CHECKING:
-    from kubernetes.client import CoreV1Api
+    from foundry_operator.kube import KubeCore
 
 
 class AzureTransient(Exception):
@@ -56,7 +56,7 @@ class AzureTransient(Exception):
 
 class SteadyState:
     azure: AzureGateway
-    core: CoreV1Api
+    core: KubeCore
     publisher: ConfigMapPublisher
     settings: OperatorSettings
     clock: Callable[[], datetime]
