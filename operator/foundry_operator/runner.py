@@ -7,7 +7,6 @@ the Kubernetes and Azure endpoints they point it at differ.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,10 +26,6 @@ from foundry_operator.metrics import Metrics
 from foundry_operator.settings import AzureSettings, EnvironmentSettings, OperatorSettings
 
 STORAGE_PREFIX = "foundry.llmops.io"
-
-# glibc's mallopt() parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
-M_ARENA_MAX = -8
-MALLOC_ARENAS = 2
 
 
 class StartupError(Exception):
@@ -183,29 +178,9 @@ def connect_kubernetes() -> k8s.ApiClient:
         ) from exc
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """At most `arenas` glibc malloc arenas for this process, unless MALLOC_ARENA_MAX says otherwise.
-
-    glibc gives threads that allocate their own arenas (up to 8 per core), and memory freed in one
-    arena is not reused by another: kopf runs the operator's index functions in a thread pool and
-    the Kubernetes client's calls run in worker threads, so a burst of objects grew several arenas
-    at once. Measured on the 1,000-object footprint (docs/benchmark.md, Memory): peak RSS 287 ->
-    227 MiB, no slower. Must run before the process starts threads; a no-op where the C library
-    has no mallopt (musl's ignores it, macOS has none). Returns whether the limit was set.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False  # glibc read it at start-up: the environment's choice stands
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_ARENA_MAX, arenas))
-
-
 def run_operator(options: RunOptions) -> None:
     """Start the operator. Everything a user can get wrong (settings, kubeconfig, metrics port) is
     checked before kopf starts and raised as a StartupError."""
-    limit_malloc_arenas()  # first: before the metrics server, kopf or the client start threads
     settings, azure = load_settings()
     api_client = connect_kubernetes()
     configure_logging(options.log_format or settings.log_format, options.log_level or settings.log_level)

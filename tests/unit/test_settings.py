@@ -55,10 +55,3 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, varia
     monkeypatch.setenv(variable, value)
     with pytest.raises(StartupError, match=f"invalid setting: {variable}: "):
         load_settings()
-
-
-def test_malloc_arena_limit_leaves_an_explicit_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from foundry_operator.runner import limit_malloc_arenas
-
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False
