@@ -429,14 +429,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"footprint N={n} (adopted deployments, then {config.steady_rounds} resync rounds)")
         footprint = await figures.footprint(config, n, with_restart=not args.no_restart)
         _log(
-            f"  peak RSS {footprint['peak_rss_mib']:.1f} MiB, CPU {footprint['cpu_s_per_resync']:.3f} s/resync"
+            f"  peak RSS {footprint['peak_rss_mib']:.1f} MiB (idle {footprint['idle_rss_mib']:.1f} MiB), "
+            f"CPU {footprint['cpu_s_per_resync']:.3f} s/resync"
         )
         if footprint["restart"]:
             restart = footprint["restart"]
             _log(
                 f"  restart: {restart['deployments']} objects verified in {restart['seconds']:.2f}s, "
                 f"{restart['arm_requests']} ARM requests ({restart['arm_writes']} writes), "
-                f"{restart['configmap_writes']} ConfigMap writes"
+                f"{restart['configmap_writes']} ConfigMap writes, {restart['kube_writes']} Kubernetes writes, "
+                f"peak RSS {restart['peak_rss_mib']} MiB"
             )
         footprints.append(footprint)
     results["footprint"] = (

@@ -245,6 +245,7 @@ async def restart(world: World, config: Config, operator: OperatorProcess, n: in
             raise TimeoutError(f"restart: {done} of {n} objects verified after 600 s")
         await asyncio.sleep(0.2)
     seconds = time.monotonic() - started
+    successor_stats = successor.stats()  # its peak covers start-up, the initial listing and N resumes
     arm = summarize_arm(world.arm_since(arm0))
     kube = summarize_kube(world.kube_since(kube0))
     return {
@@ -260,6 +261,7 @@ async def restart(world: World, config: Config, operator: OperatorProcess, n: in
         "kube_writes": kube["writes"],
         "kube_requests_by_kind": kube["by_kind"],
         "objects_not_ready_meanwhile": world.readiness.lost - lost0,
+        "peak_rss_mib": round(successor_stats.peak_rss_mib, 1),
     }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kubernetes.client import CoreV1Api
+from typing import TYPE_CHECKING
+
 from kubernetes.client.exceptions import ApiException
 
 from foundry_operator.api.models import CredentialSource, FoundryAccountSpec, FoundryAccountStatus, Management
@@ -13,9 +14,12 @@ from foundry_operator.errors import CLASSIFIED, SLOW, Classified, PrincipalUnava
 from foundry_operator.kube import read_principal
 from foundry_operator.outcome import AccountOutcome, Outcome, failed
 
+if TYPE_CHECKING:
+    from foundry_operator.kube import KubeCore
+
 
 async def resolve_principal(
-    core: CoreV1Api, namespace: str, spec: FoundryAccountSpec
+    core: KubeCore, namespace: str, spec: FoundryAccountSpec
 ) -> ServicePrincipal | None:
     if spec.credentials.source != CredentialSource.SECRET or spec.credentials.secret_ref is None:
         return None
@@ -50,7 +54,7 @@ def _not_ready(outcome: AccountOutcome, error: Classified, retry_seconds: float)
 
 
 async def reconcile_account(
-    azure: AzureGateway, core: CoreV1Api, namespace: str, spec: FoundryAccountSpec, retry_seconds: float
+    azure: AzureGateway, core: KubeCore, namespace: str, spec: FoundryAccountSpec, retry_seconds: float
 ) -> tuple[Outcome, AccountCoordinates | None]:
     outcome: AccountOutcome = Outcome(FoundryAccountStatus())
     try:

@@ -9,10 +9,9 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
-from kubernetes.client import CoreV1Api
 
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.conditions import READY, condition, merge_conditions
@@ -35,12 +34,15 @@ from foundry_operator.views import (
     seniority,
 )
 
+if TYPE_CHECKING:
+    from foundry_operator.kube import KubeCore
+
 
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
     azure: AzureGateway
-    core: CoreV1Api
+    core: KubeCore
     publisher: ConfigMapPublisher
     deployments: DeploymentReconciler
     metrics: Metrics

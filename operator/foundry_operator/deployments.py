@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError
-from kubernetes.client import CoreV1Api
 
 from foundry_operator.access import review_access
 from foundry_operator.api.models import (
@@ -44,6 +43,9 @@ from foundry_operator.settings import OperatorSettings
 from foundry_operator.steady import SteadyState
 from foundry_operator.views import typed_status
 
+if TYPE_CHECKING:
+    from foundry_operator.kube import KubeCore
+
 
 class DeploymentReconciler(SteadyState):
     """observe -> plan (pure, planning.py) -> execute, for one FoundryDeployment at a time."""
@@ -51,7 +53,7 @@ class DeploymentReconciler(SteadyState):
     def __init__(
         self,
         azure: AzureGateway,
-        core: CoreV1Api,
+        core: KubeCore,
         publisher: ConfigMapPublisher,
         settings: OperatorSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-
-from kubernetes.client import CoreV1Api
+from typing import TYPE_CHECKING
 
 from foundry_operator.accounts import resolve_principal
 from foundry_operator.api.models import (
@@ -29,6 +28,9 @@ from foundry_operator.plans import AccountFacts, DeploymentFacts
 from foundry_operator.publishing import PublishedEntry
 from foundry_operator.refusals import Elsewhere
 from foundry_operator.views import AccountView, KeyClaim, NameClaim
+
+if TYPE_CHECKING:
+    from foundry_operator.kube import KubeCore
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class World:
 
 
 class Observer:
-    def __init__(self, azure: AzureGateway, core: CoreV1Api, clock: Callable[[], datetime]) -> None:
+    def __init__(self, azure: AzureGateway, core: KubeCore, clock: Callable[[], datetime]) -> None:
         self.azure = azure
         self.core = core
         self.clock = clock

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from foundry_operator.azure.arm import AzureGateway
 from foundry_operator.deployments import DeploymentReconciler
 from foundry_operator.handlers import OperatorContext, build_registry
-from foundry_operator.kube import ConfigMapPublisher, build_api_client
+from foundry_operator.kube import ConfigMapPublisher, KubeCore, build_api_client
 from foundry_operator.metrics import Metrics
-from foundry_operator.settings import AzureSettings, OperatorSettings
+from foundry_operator.settings import AzureSettings, EnvironmentSettings, OperatorSettings
 
 STORAGE_PREFIX = "foundry.llmops.io"
 
@@ -73,7 +73,7 @@ def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSett
 def build_context(
     settings: OperatorSettings, azure: AzureSettings, api_client: k8s.ApiClient, metrics: Metrics
 ) -> OperatorContext:
-    core = k8s.CoreV1Api(api_client)
+    core = KubeCore(api_client)
     gateway = AzureGateway(azure, settings, metrics)
     # An unchanged entry re-verifies the ConfigMap at most twice per resync period.
     publisher = ConfigMapPublisher(
@@ -130,13 +130,12 @@ def configure_logging(log_format: str, log_level: str) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-def _settings_problem(exc: ValidationError, prefix: str) -> str:
+def _settings_problem(exc: ValidationError, model: type[EnvironmentSettings]) -> str:
     """`FOUNDRY_METRICS_PORT: Input should be ...`: pydantic's field names as the variables a user sets."""
     problems = []
     for error in exc.errors():
         field_name = str(error["loc"][0]) if error["loc"] else ""
-        variable = field_name if field_name.isupper() else f"{prefix}{field_name.upper()}"
-        problems.append(f"{variable}: {error['msg']}")
+        problems.append(f"{model.variable(field_name)}: {error['msg']}")
     return "; ".join(problems)
 
 
@@ -145,14 +144,14 @@ def load_settings() -> tuple[OperatorSettings, AzureSettings]:
         settings = OperatorSettings()
     except ValidationError as exc:
         raise StartupError(
-            f"invalid setting: {_settings_problem(exc, 'FOUNDRY_')}\n"
+            f"invalid setting: {_settings_problem(exc, OperatorSettings)}\n"
             "fix: correct or unset that environment variable (docs: README.md, Configuration)"
         ) from exc
     try:
         azure = AzureSettings()
     except ValidationError as exc:
         raise StartupError(
-            f"invalid Azure setting: {_settings_problem(exc, 'AZURE_')}\n"
+            f"invalid Azure setting: {_settings_problem(exc, AzureSettings)}\n"
             "fix: correct or unset that environment variable"
         ) from exc
     return settings, azure

@@ -10,9 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
-
-from kubernetes.client import CoreV1Api
+from typing import TYPE_CHECKING, Any
 
 from foundry_operator.access import review_access
 from foundry_operator.accounts import resolve_principal
@@ -48,6 +46,9 @@ from foundry_operator.publishing import PublishedEntry, endpoint_for_format
 from foundry_operator.refusals import keys_taken
 from foundry_operator.settings import OperatorSettings
 from foundry_operator.views import entry_from_status, typed_status
+
+if TYPE_CHECKING:
+    from foundry_operator.kube import KubeCore
 
 
 class Resync(Enum):
@@ -92,7 +93,7 @@ class Drift:
 
 class SteadyState:
     azure: AzureGateway
-    core: CoreV1Api
+    core: KubeCore
     publisher: ConfigMapPublisher
     settings: OperatorSettings
     clock: Callable[[], datetime]

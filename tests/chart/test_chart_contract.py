@@ -21,16 +21,11 @@ def run_options() -> dict[str, click.Parameter]:
 
 
 def settings_env_names() -> set[str]:
+    """Every environment variable the operator's settings read (as `variables()` resolves them)."""
     names = set()
     for model in (OperatorSettings, AzureSettings):
-        prefix = str(model.model_config.get("env_prefix", ""))
-        for field_name, field in model.model_fields.items():
-            names.add(f"{prefix}{field_name}".upper())
-            alias = field.validation_alias
-            if alias is not None:
-                # AliasChoices (e.g. REQUESTS_CA_BUNDLE / SSL_CERT_FILE) or a plain alias.
-                choices = getattr(alias, "choices", [alias])
-                names.update(str(choice).upper() for choice in choices)
+        for field_name in model.model_fields:
+            names.update(name.upper() for name in model.variables(field_name))
     return names
 
 

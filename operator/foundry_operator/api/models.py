@@ -57,7 +57,9 @@ def _immutable(what: str) -> JsonDict:
 class ApiModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields refused (kubectl's strict validation)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", regex_engine="python-re"
+    )
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
