@@ -230,9 +230,7 @@ class DeploymentReconciler(SteadyState):
         desired, existing, account = step.desired, step.existing, step.account
         changes = ["new"] if existing is None else desired.differs_from(existing)
         try:
-            snapshot = await self.azure.put_deployment(
-                coords, desired, account.location, absent=existing is None
-            )
+            snapshot = await self.azure.put_deployment(coords, desired, account.location)
         except HttpResponseError as exc:
             error = classify(exc, replacement=step.replacement)
             if error.transient:

@@ -75,11 +75,6 @@ class OperatorSettings(EnvironmentSettings):
         default=600.0, gt=0, description="How long a region's catalog is reused."
     )
     usage_ttl_seconds: float = Field(default=60.0, gt=0, description="How long quota usages are reused.")
-    listing_ttl_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        description="How long an account's deployment listing is reused (default: half the resync interval).",
-    )
     retirement_window_days: int = Field(default=30, ge=0, description="RetirementSoon this many days ahead.")
     lro_poll_seconds: float = Field(
         default=5.0, gt=0, description="Poll interval when Azure sends no Retry-After."

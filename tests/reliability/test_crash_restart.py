@@ -11,9 +11,8 @@ in flight together):
 
 The steps are driven, not slept into:
 
-- before-write: the operator is reading what precedes its write (an Azure fault delays that GET:
-  for the update and the delete, the deployment itself, which an operation may still hold; for
-  the create, its account's listing); the PUT/DELETE was never sent;
+- before-write: the operator has decided to write and is reading the deployment first (an
+  Azure fault delays that GET); the PUT/DELETE was never sent;
 - write-in-flight: the PUT/DELETE reached Azure but its answer had not come back (a delay fault
   on the write itself; Azure applies it after the process is gone);
 - lro-running: Azure accepted the write and the long-running operation is still running;
@@ -55,11 +54,7 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.slow
 
 STEPS = ["before-write", "write-in-flight", "lro-running", "azure-done"]
-# A create sends no read first when the account's listing (read by this process) lacks the name:
-# a short listing TTL makes the round's create list its account again, which is where
-# "before the write" holds it.
-SETTINGS = fast_settings(transient_retry_seconds=0.5, lro_poll_seconds=0.1, listing_ttl_seconds=0.5)
-ACCOUNT_OF = {"created": "aucert-ai", "updated": "aucert-ai-east", "deleted": THIRD_ACCOUNT}
+SETTINGS = fast_settings(transient_retry_seconds=0.5, lro_poll_seconds=0.1)
 FOREIGN = {"TEAM_OWNED_SETTING": "keep-me"}
 OPERATOR = "foundry-operator"
 WRITES_ROLE = "foundry-crash-namespace-writes"
@@ -201,19 +196,8 @@ async def _hold(box: Sandbox, step: str, namespace: str, round_: int) -> None:
     names = _names(round_)
     if step == "before-write":
         faults = [
-            # The create: its account's listing; the update and the delete: the read of the deployment
-            # that precedes their write (it may be in an operation to wait out).
-            inject(
-                box,
-                method="GET",
-                path=f"/accounts/{ACCOUNT_OF['created']}/deployments$",
-                delaySeconds=1.0,
-                count=1,
-            ),
-            *(
-                inject(box, method="GET", path=f"/deployments/{names[role]}$", delaySeconds=1.0, count=1)
-                for role in ("updated", "deleted")
-            ),
+            inject(box, method="GET", path=f"/deployments/{names[role]}$", delaySeconds=1.0, count=1)
+            for role in ("created", "updated", "deleted")
         ]
         await _trigger(box, namespace, round_)
         await box.wait_for(lambda: all(f.hits for f in faults), 30, what="the reads before the writes")

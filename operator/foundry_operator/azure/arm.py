@@ -289,7 +289,7 @@ class AzureGateway:
         )
         # A listing serves every FoundryDeployment of the account during one resync round.
         self.listings: TtlCache[dict[str, DeploymentSnapshot]] = TtlCache(
-            "deployments", settings.listing_ttl_seconds or settings.resync_interval_seconds * 0.5, metrics
+            "deployments", settings.resync_interval_seconds * 0.5, metrics
         )
         # Role assignments at an account: one listing per account per resync round serves the
         # access check of every FoundryDeployment placed there.
@@ -528,23 +528,15 @@ class AzureGateway:
         coords: AccountCoordinates,
         desired: DesiredDeployment,
         region: str | None,
-        *,
-        absent: bool = False,
     ) -> DeploymentSnapshot:
-        """Create or update, unless the deployment is already as desired when our turn comes.
-
-        `absent`: the account's listing, read by this process, does not hold the name. A new
-        process lists afresh, so a write of ours from before a restart or of the replica it took
-        over from shows there (in progress); with nothing to wait out, the create needs no GET
-        first. A write by someone else since the listing is met by Azure's RequestConflict
-        (retried by the write gate), or updated to this spec under the same name."""
+        """Create or update, unless the deployment is already as desired when our turn comes."""
 
         async def operation() -> DeploymentSnapshot:
             # Read again now that the account's slot is ours: what the caller read may be stale.
             # Another replica (a rolling update overlaps two), a pipeline or our own process before
             # a restart may have written it meanwhile, or still be writing it. Wait any operation
             # out, and write only if the result is not already what we want (no duplicate writes).
-            settled = None if absent else await self.wait_until_settled(coords, desired.name)
+            settled = await self.wait_until_settled(coords, desired.name)
             if (
                 settled is not None
                 and (settled.provisioning_state or "").lower() == "succeeded"
