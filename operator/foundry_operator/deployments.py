@@ -169,25 +169,22 @@ class DeploymentReconciler(SteadyState):
             message = f"Azure reports provisioningState Failed for {name}"
             stalled(outcome, "DeploymentFailed", message, ConditionUpdate(DEPLOYED, False, "Failed", message))
             return False
-        update = dict(
-            account_ref=account.ref,
-            account=account.name,
-            account_namespace=account.namespace,
-            region=account.location,
-            endpoint=step.endpoint,
-            api_flavor=step.api_flavor,
-            deployment_name=name,
-            resource_id=snapshot.resource_id,
-            model_name=snapshot.model_name,
-            model_format=snapshot.model_format,
-            model_version=snapshot.model_version,
-            sku_name=snapshot.sku_name,
-            capacity=snapshot.capacity,
-            provisioning_state=snapshot.provisioning_state,
-            capabilities=dict(step.offer.capabilities),
+        placed = outcome.status
+        placed.account_ref, placed.account, placed.account_namespace = (
+            account.ref,
+            account.name,
+            account.namespace,
         )
-        for field_name, value in update.items():
-            setattr(outcome.status, field_name, value)
+        placed.region, placed.endpoint, placed.api_flavor = account.location, step.endpoint, step.api_flavor
+        placed.deployment_name, placed.resource_id = name, snapshot.resource_id
+        placed.model_name, placed.model_format = snapshot.model_name, snapshot.model_format
+        placed.model_version, placed.sku_name, placed.capacity = (
+            snapshot.model_version,
+            snapshot.sku_name,
+            snapshot.capacity,
+        )
+        placed.provisioning_state = snapshot.provisioning_state
+        placed.capabilities = dict(step.offer.capabilities)
         outcome.conditions.append(
             ConditionUpdate(
                 DEPLOYED,
@@ -197,7 +194,8 @@ class DeploymentReconciler(SteadyState):
                 f"{snapshot.sku_name} {snapshot.capacity}) on {account.account_name}",
             )
         )
-        self._retirement(step.offer, self.clock(), status, outcome)
+        previous = typed_status(status)
+        self._retirement(step.offer, self.clock(), previous, outcome)
         coords = coordinates[account.arm_id.lower()]
         # Before the keys are published: who of spec.consumers cannot call the model there.
         outcome.conditions.append(await review_access(self.azure, coords, spec, obj.owner, status, outcome))
@@ -220,7 +218,7 @@ class DeploymentReconciler(SteadyState):
             if step.offer.retirement_date
             else None,
         )
-        await self._publish(obj, spec, status, entry, world, outcome)
+        await self._publish(obj, spec, previous, entry, world, outcome)
         return True
 
     async def _deploy(

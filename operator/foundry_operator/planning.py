@@ -216,19 +216,24 @@ def _request(spec: FoundryDeploymentSpec) -> DeploymentRequest:
     )
 
 
+def running_here(facts: DeploymentFacts) -> dict[str, DeploymentSnapshot]:
+    """What already runs under the target name with this model, per candidate: its capacity is in
+    the usages already, and Azure lets a Deprecating version serve it (new deployments are refused)."""
+    target = facts.spec.effective_deployment_name().lower()
+    model = facts.spec.model
+    return {
+        ref: found
+        for ref, account in facts.accounts.items()
+        if (found := facts.deployments.get(account.arm_id.lower(), {}).get(target)) is not None
+        and same_model(found, model.name, model.format)
+    }
+
+
 def _place(facts: DeploymentFacts) -> Placement:
     spec = facts.spec
     # PreferFirst: the current account is only one candidate among others, the first eligible wins.
     current = facts.status.account_ref if facts.status.account_ref in facts.accounts else None
-    # What already runs under the target name with this model, per candidate: its capacity is in the
-    # usages already, and Azure lets a Deprecating version serve it (new deployments are refused).
-    target = spec.effective_deployment_name().lower()
-    running = {
-        ref: found
-        for ref, account in facts.accounts.items()
-        if (found := facts.deployments.get(account.arm_id.lower(), {}).get(target)) is not None
-        and same_model(found, spec.model.name, spec.model.format)
-    }
+    running = running_here(facts)
     return place(
         _request(spec),
         facts.candidates,

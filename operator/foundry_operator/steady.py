@@ -100,12 +100,12 @@ class SteadyState:
     observer: Observer
 
     def _retirement(
-        self, offer: ModelOffer, now: datetime, status: Mapping[str, Any], outcome: DeploymentOutcome
+        self, offer: ModelOffer, now: datetime, previous: FoundryDeploymentStatus, outcome: DeploymentOutcome
     ) -> None:
         warning = retirement_warning(offer, now, timedelta(days=self.settings.retirement_window_days))
         if warning:
             outcome.conditions.append(ConditionUpdate(RETIREMENT_SOON, True, "RetirementAnnounced", warning))
-            if typed_status(status).retirement_warning != warning:
+            if previous.retirement_warning != warning:
                 outcome.warn("RetirementSoon", warning)  # once per announcement, not every resync
         else:
             outcome.conditions.append(ConditionUpdate(RETIREMENT_SOON, False, "NoRetirement"))
@@ -122,7 +122,8 @@ class SteadyState:
         outcome = deployment_outcome()
         spec = FoundryDeploymentSpec.model_validate(dict(raw_spec))
         entry = entry_from_status(obj.namespace, obj.name, obj.created, status)
-        namespace, account = split_account_ref(typed_status(status).account_ref or "", obj.namespace)
+        previous = typed_status(status)
+        namespace, account = split_account_ref(previous.account_ref or "", obj.namespace)
         view = world.account(namespace, account)
         if entry is None or view is None or not view.location:
             return outcome
@@ -139,7 +140,7 @@ class SteadyState:
             None,
         )
         if offer is not None:
-            self._retirement(offer, self.clock(), status, outcome)
+            self._retirement(offer, self.clock(), previous, outcome)
             if offer.retirement_date is not None and offer.retirement_date <= self.clock():
                 message = f"{offer.label()} was retired on {offer.retirement_date.date().isoformat()}" + (
                     f"; replacement: {offer.replacement}: change spec.model" if offer.replacement else ""
@@ -153,14 +154,14 @@ class SteadyState:
             api_flavor=flavour,
             keys=tuple(effective_keys(spec, obj.name)),
         )
-        await self._publish(obj, spec, status, entry, world, outcome)
+        await self._publish(obj, spec, previous, entry, world, outcome)
         return outcome
 
     async def _publish(
         self,
         obj: ObjectRef,
         spec: FoundryDeploymentSpec,
-        status: Mapping[str, Any],
+        previous: FoundryDeploymentStatus,
         entry: PublishedEntry,
         world: World,
         outcome: DeploymentOutcome,
@@ -175,7 +176,7 @@ class SteadyState:
             owner=obj.owner,
             entry=entry,
         )
-        previous_config_map = typed_status(status).config_map_name
+        previous_config_map = previous.config_map_name
         if previous_config_map and previous_config_map != config_map:
             await self.publisher.publish(
                 obj.namespace,

@@ -27,7 +27,7 @@ from foundry_operator.placement import (
     resolve_version,
     retirement_warning,
 )
-from foundry_operator.planning import keys_held, plan, same_model
+from foundry_operator.planning import keys_held, plan, running_here
 from foundry_operator.plans import AccountFacts as PlanAccount
 from foundry_operator.plans import DeploymentFacts, LookElsewhere, Plan, owner_tag
 from foundry_operator.preflight.facts import (
@@ -507,13 +507,7 @@ def _unplaced(
 
 def _deployed(facts: DeploymentFacts) -> dict[str, int]:
     """Capacity already deployed under this name with this model, per candidate (it is in the usages)."""
-    name = facts.spec.effective_deployment_name().lower()
-    deployed = {}
-    for ref, account in facts.accounts.items():
-        found = facts.deployments.get(account.arm_id.lower(), {}).get(name)
-        if found is not None and same_model(found, facts.spec.model.name, facts.spec.model.format):
-            deployed[ref] = found.capacity or 0
-    return deployed
+    return {ref: found.capacity or 0 for ref, found in running_here(facts).items()}
 
 
 def _placed(
